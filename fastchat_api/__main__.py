@@ -1,0 +1,116 @@
+"""``python -m fastchat_api --config config/prod.yaml``, taking FastChat's flags as overrides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import ssl
+import sys
+from typing import Any, Sequence
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Config, ConfigError, load_config
+
+
+def _json_list(flag: str):
+    def parse(value: str) -> list[str]:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a JSON list, e.g. '[\"*\"]'") from None
+        if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
+            raise argparse.ArgumentTypeError(f"{flag} takes a JSON list of strings")
+        return parsed
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fastchat_api",
+        description="OpenAI-compatible API server for FastChat controllers and workers.",
+    )
+    parser.add_argument("--config", help="YAML configuration file (defaults built in when absent)")
+    parser.add_argument("--host", help="bind address (server.host)")
+    parser.add_argument("--port", type=int, help="bind port (server.port)")
+    parser.add_argument("--controller-address", help="FastChat controller URL (controller.address)")
+    parser.add_argument("--api-keys", help="comma-separated accepted keys (auth.api_keys)")
+    parser.add_argument("--allow-credentials", action="store_true", default=None,
+                        help="CORS: allow credentials (cors.allow_credentials)")
+    parser.add_argument("--allowed-origins", type=_json_list("--allowed-origins"),
+                        help="CORS origins as a JSON list (cors.allowed_origins)")
+    parser.add_argument("--allowed-methods", type=_json_list("--allowed-methods"),
+                        help="CORS methods as a JSON list (cors.allowed_methods)")
+    parser.add_argument("--allowed-headers", type=_json_list("--allowed-headers"),
+                        help="CORS headers as a JSON list (cors.allowed_headers)")
+    parser.add_argument("--ssl", action="store_true", default=None,
+                        help="serve TLS with the files named by SSL_KEYFILE and SSL_CERTFILE (server.ssl)")
+    return parser.parse_args(argv)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The flags the command line gave, as config sections: they win over the file."""
+    flags = {
+        ("server", "host"): args.host,
+        ("server", "port"): args.port,
+        ("server", "ssl"): args.ssl,
+        ("controller", "address"): args.controller_address,
+        ("auth", "api_keys"): None if args.api_keys is None else
+        [key.strip() for key in args.api_keys.split(",") if key.strip()],
+        ("cors", "allow_credentials"): args.allow_credentials,
+        ("cors", "allowed_origins"): args.allowed_origins,
+        ("cors", "allowed_methods"): args.allowed_methods,
+        ("cors", "allowed_headers"): args.allowed_headers,
+    }
+    sections: dict[str, dict[str, Any]] = {}
+    for (section, key), value in flags.items():
+        if value is not None:
+            sections.setdefault(section, {})[key] = value
+    return sections
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    """TLS from ``SSL_KEYFILE``/``SSL_CERTFILE``, as FastChat's ``--ssl`` does."""
+    if not config.server.ssl:
+        return None
+    try:
+        keyfile, certfile = os.environ["SSL_KEYFILE"], os.environ["SSL_CERTFILE"]
+    except KeyError as missing:
+        raise ConfigError(f"server.ssl: the environment variable {missing} is not set") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"server.ssl: cannot load {certfile} / {keyfile}: {exc}") from None
+    return context
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, overrides(args))
+        context = ssl_context(config)
+    except ConfigError as exc:
+        print(f"fastchat_api: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+    )
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        ssl_context=context,
+        shutdown_timeout=config.server.shutdown_timeout,
+        keepalive_timeout=config.server.keepalive_timeout,
+        handler_cancellation=True,
+        print=logging.getLogger("fastchat_api").info,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The application factory: ``create_app(config)``, and ``app_factory`` for gunicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from .config import Config, load_config
+from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
+from .routes import setup_routes
+from .typedefs import config_key, upstream_key
+from .upstream import Upstream, create_session
+
+CONFIG_ENV = "FASTCHAT_API_CONFIG"
+
+
+async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One pooled ``ClientSession`` for the whole process, closed on shutdown."""
+    config = app[config_key]
+    async with create_session(config.upstream) as session:
+        app[upstream_key] = Upstream(session, config)
+        yield
+
+
+def create_app(config: Config) -> web.Application:
+    """A ready application: middlewares, routes with CORS, and the upstream session."""
+    app = web.Application(
+        client_max_size=config.server.client_max_size,
+        middlewares=[request_id_middleware, error_middleware, auth_middleware(config.auth)],
+    )
+    app[config_key] = config
+    app.cleanup_ctx.append(upstream_ctx)
+    app.on_response_prepare.append(add_request_id_header)
+    setup_routes(app, config.cors)
+    return app
+
+
+async def app_factory() -> web.Application:
+    """For ``gunicorn fastchat_api.app:app_factory``: the config path comes from the environment."""
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))

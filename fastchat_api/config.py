@@ -1,0 +1,212 @@
+"""Configuration: a YAML file checked by marshmallow schemas at start-up, then frozen.
+
+A bad file must stop the process with one line naming the file, the key and the reason, so
+that an operator never runs a gateway with a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "localhost"
+    port: int = 8000
+    ssl: bool = False
+    client_max_size: int = 16 * 1024 * 1024
+    shutdown_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    address: str = "http://localhost:21001"
+    model_list_ttl: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    connect_timeout: float = 5.0
+    read_timeout: float = 100.0
+    max_connections: int = 1000
+    keepalive_timeout: float = 15.0
+    worker_facts_ttl: float = 60.0
+    max_frame_size: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    api_keys: tuple[str, ...] = ()
+    protect_api_v1: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    allow_credentials: bool = False
+    allowed_origins: tuple[str, ...] = ("*",)
+    allowed_methods: tuple[str, ...] = ("*",)
+    allowed_headers: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+_POSITIVE = validate.Range(min=0, min_inclusive=False)
+_PORT = validate.Range(min=1, max=65535)
+
+
+class _Section(Schema):
+    """A section of the file: unknown keys are errors, loads into its dataclass."""
+
+    target: type
+
+    class Meta:
+        unknown = RAISE
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.target(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+class ServerSchema(_Section):
+    target = ServerConfig
+    host = fields.String(validate=validate.Length(min=1))
+    port = fields.Integer(strict=True, validate=_PORT)
+    ssl = fields.Boolean()
+    client_max_size = fields.Integer(strict=True, validate=_POSITIVE)
+    shutdown_timeout = fields.Float(validate=validate.Range(min=0))
+    keepalive_timeout = fields.Float(validate=_POSITIVE)
+
+
+class ControllerSchema(_Section):
+    target = ControllerConfig
+    address = fields.Url(require_tld=False, schemes={"http", "https"})
+    model_list_ttl = fields.Float(validate=validate.Range(min=0))
+
+
+class UpstreamSchema(_Section):
+    target = UpstreamConfig
+    connect_timeout = fields.Float(validate=_POSITIVE)
+    read_timeout = fields.Float(validate=_POSITIVE)
+    max_connections = fields.Integer(strict=True, validate=validate.Range(min=0))
+    keepalive_timeout = fields.Float(validate=_POSITIVE)
+    worker_facts_ttl = fields.Float(validate=validate.Range(min=0))
+    max_frame_size = fields.Integer(strict=True, validate=_POSITIVE)
+
+
+class AuthSchema(_Section):
+    target = AuthConfig
+    api_keys = fields.List(fields.String(validate=validate.Length(min=1)))
+    protect_api_v1 = fields.Boolean()
+
+
+class CorsSchema(_Section):
+    target = CorsConfig
+    allow_credentials = fields.Boolean()
+    allowed_origins = fields.List(fields.String())
+    allowed_methods = fields.List(fields.String())
+    allowed_headers = fields.List(fields.String())
+
+
+class LoggingSchema(_Section):
+    target = LoggingConfig
+    level = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+
+
+class ConfigSchema(_Section):
+    target = Config
+    server = fields.Nested(ServerSchema)
+    controller = fields.Nested(ControllerSchema)
+    upstream = fields.Nested(UpstreamSchema)
+    auth = fields.Nested(AuthSchema)
+    cors = fields.Nested(CorsSchema)
+    logging = fields.Nested(LoggingSchema)
+
+
+CONFIG_SCHEMA = ConfigSchema()
+
+
+def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
+    """The dotted key and reason of the first error marshmallow reported."""
+    if isinstance(errors, dict):
+        key, value = next(iter(errors.items()))
+        if key == "_schema":
+            return _first_error(value, path)
+        return _first_error(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list) and errors:
+        return _first_error(errors[0], path)
+    return path or "(top level)", str(errors).rstrip(".")
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    merged = dict(base)
+    for section, values in overrides.items():
+        current = merged.get(section)
+        merged[section] = {**(current if isinstance(current, dict) else {}), **values}
+    return merged
+
+
+def build_config(
+    data: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    source: str = "config",
+) -> Config:
+    """Validate a mapping (as read from YAML) with optional per-section overrides."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: (top level): expected a mapping of sections")
+    merged = _merge(dict(data or {}), overrides or {})
+    try:
+        return CONFIG_SCHEMA.load(merged)
+    except ValidationError as exc:
+        key, reason = _first_error(exc.messages)
+        raise ConfigError(f"{source}: {key}: {reason}") from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> Config:
+    """Read and validate the YAML file at ``path`` (defaults only when ``path`` is None)."""
+    if path is None:
+        return build_config(None, overrides, "defaults")
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{source}: (top level): not valid YAML: {reason}") from None
+    return build_config(data, overrides, source)
+
+
+def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
+    """A copy of ``config`` with some fields of some sections changed (used by tests)."""
+    changed = {
+        name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()
+    }
+    return dataclasses.replace(config, **changed)

@@ -1,0 +1,147 @@
+"""Errors as the gateway sends them: OpenAI's envelope, with FastChat's fields kept beside it.
+
+Every error body is ``{"error": {"message", "type", "param", "code"}}`` (what the official
+``openai`` client reads) plus FastChat's flat ``{"object": "error", "message", "code"}`` at the top
+level, so that clients written against FastChat, which read the numeric ``code``, keep working.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, Mapping
+
+
+class ErrorCode(IntEnum):
+    """FastChat's numeric error codes (``fastchat/constants.py``)."""
+
+    VALIDATION_TYPE_ERROR = 40001
+    INVALID_AUTH_KEY = 40101
+    INCORRECT_AUTH_KEY = 40102
+    NO_PERMISSION = 40103
+    INVALID_MODEL = 40301
+    PARAM_OUT_OF_RANGE = 40302
+    CONTEXT_OVERFLOW = 40303
+    RATE_LIMIT = 42901
+    QUOTA_EXCEEDED = 42902
+    ENGINE_OVERLOADED = 42903
+    INTERNAL_ERROR = 50001
+    CUDA_OUT_OF_MEMORY = 50002
+    CONTROLLER_NO_WORKER = 50005
+    CONTROLLER_WORKER_TIMEOUT = 50006
+
+
+_TYPE_BY_STATUS = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class APIError(Exception):
+    """An error the client is meant to read: an HTTP status and both error shapes."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        fastchat_code: int = ErrorCode.VALIDATION_TYPE_ERROR,
+        type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.param = param
+        self.code = code
+        self.fastchat_code = int(fastchat_code)
+        self.type = type or _TYPE_BY_STATUS.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: OpenAI's ``error`` object and FastChat's flat fields."""
+        return {
+            "object": "error",
+            "message": self.message,
+            "code": self.fastchat_code,
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            },
+        }
+
+    def event(self) -> dict[str, Any]:
+        """The in-band form sent inside an SSE stream after the 200 has gone out."""
+        return {"error": self.body()["error"] | {"fastchat_code": self.fastchat_code}}
+
+
+def invalid_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    """A 400 for a body that does not parse or does not validate (FastChat's 40001)."""
+    return APIError(message, param=param, code=code or "invalid_request_error")
+
+
+def out_of_range(message: str, param: str) -> APIError:
+    """A 400 for a parameter outside FastChat's ranges (40302), with FastChat's text."""
+    return APIError(
+        message, param=param, code="invalid_value", fastchat_code=ErrorCode.PARAM_OUT_OF_RANGE
+    )
+
+
+def model_not_found(message: str) -> APIError:
+    """A 404 for a model the controller does not serve (40301)."""
+    return APIError(
+        message,
+        status=404,
+        param="model",
+        code="model_not_found",
+        fastchat_code=ErrorCode.INVALID_MODEL,
+    )
+
+
+def context_overflow(message: str, param: str = "messages") -> APIError:
+    """A 400 for a prompt that leaves no room to generate (40303)."""
+    return APIError(
+        message,
+        param=param,
+        code="context_length_exceeded",
+        fastchat_code=ErrorCode.CONTEXT_OVERFLOW,
+    )
+
+
+def upstream_unavailable(message: str, retry_after: int = 1) -> APIError:
+    """A 503 when no worker or no controller can take the request now."""
+    return APIError(
+        message,
+        status=503,
+        code="upstream_unavailable",
+        fastchat_code=ErrorCode.CONTROLLER_NO_WORKER,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def upstream_failed(message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR) -> APIError:
+    """A 502 when a worker answered with an error or broke the protocol."""
+    return APIError(message, status=502, code="upstream_error", fastchat_code=fastchat_code)
+
+
+def upstream_timeout(message: str) -> APIError:
+    """A 504 when a worker or the controller did not answer in time."""
+    return APIError(
+        message,
+        status=504,
+        code="upstream_timeout",
+        fastchat_code=ErrorCode.CONTROLLER_WORKER_TIMEOUT,
+    )
+
+
+def internal(message: str = "The server had an error while processing your request.") -> APIError:
+    """A 500 for a fault of ours; the message never carries a traceback."""
+    return APIError(message, status=500, code="internal_error", fastchat_code=ErrorCode.INTERNAL_ERROR)

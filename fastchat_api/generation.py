@@ -1,0 +1,149 @@
+"""From a validated request to the parameters a worker generates with.
+
+FastChat's range checks (with their exact texts), its stop-string merge and its context-length
+rule live here, shared by every route that generates text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar
+
+from . import errors
+from .conversation import Prompt
+from .upstream import Upstream
+
+T = TypeVar("T")
+
+NO_LIMIT = 1024 * 1024
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+
+
+def check_ranges(req: dict[str, Any]) -> None:
+    """FastChat's ``check_requests``: the first value out of range is a 400 (code 40302)."""
+    max_tokens, n = req.get("max_tokens"), req.get("n")
+    temperature, top_p, top_k = req.get("temperature"), req.get("top_p"), req.get("top_k")
+    if max_tokens is not None and max_tokens <= 0:
+        raise errors.out_of_range(f"{max_tokens} is less than the minimum of 1 - 'max_tokens'", "max_tokens")
+    if n is not None and n <= 0:
+        raise errors.out_of_range(f"{n} is less than the minimum of 1 - 'n'", "n")
+    if temperature is not None and temperature < 0:
+        raise errors.out_of_range(f"{temperature} is less than the minimum of 0 - 'temperature'", "temperature")
+    if temperature is not None and temperature > 2:
+        raise errors.out_of_range(f"{temperature} is greater than the maximum of 2 - 'temperature'", "temperature")
+    if top_p is not None and top_p < 0:
+        raise errors.out_of_range(f"{top_p} is less than the minimum of 0 - 'top_p'", "top_p")
+    if top_p is not None and top_p > 1:
+        raise errors.out_of_range(f"{top_p} is greater than the maximum of 1 - 'top_p'", "top_p")
+    if top_k is not None and -1 < top_k < 1:
+        raise errors.out_of_range(f"{top_k} is out of Range. Either set top_k to -1 or >=1.", "top_k")
+
+
+def merge_stop(*stops: str | Sequence[str] | None) -> list[str]:
+    """The request's stop strings and the template's, once each, in that order.
+
+    FastChat sends a set (random order per process); an ordered list is the same set. Empty
+    strings are dropped: FastChat forwards them and the worker then stops at once.
+    """
+    merged: dict[str, None] = {}
+    for stop in stops:
+        for item in (stop,) if isinstance(stop, str) else stop or ():
+            if item:
+                merged[item] = None
+    return list(merged)
+
+
+def context_room(requested: int | None, context_length: int, prompt_tokens: int, param: str) -> int:
+    """FastChat's ``check_length``: clamp to the room left, 400 (40303) when there is none."""
+    wanted = requested if requested and requested > 0 else NO_LIMIT
+    room = min(wanted, context_length - prompt_tokens)
+    if room <= 0:
+        raise errors.context_overflow(
+            f"This model's maximum context length is {context_length} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+            param,
+        )
+    return room
+
+
+@dataclass(slots=True)
+class Job:
+    """One request's generation: where it goes and what the worker is asked."""
+
+    worker: str
+    params: dict[str, Any]
+    prompt_tokens: int
+
+
+def gen_params(
+    req: dict[str, Any],
+    prompt: Prompt,
+    max_new_tokens: int,
+    stop: list[str],
+    stop_token_ids: list[int] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The worker's ``gen_params``, keys in FastChat's order (workers read them by name)."""
+    params = {
+        "model": req["model"],
+        "prompt": prompt.text,
+        "temperature": req["temperature"],
+        "logprobs": extra.pop("logprobs", None),
+        "top_p": req["top_p"],
+        "top_k": req["top_k"],
+        "presence_penalty": req["presence_penalty"],
+        "frequency_penalty": req["frequency_penalty"],
+        "max_new_tokens": max_new_tokens,
+        "echo": extra.pop("echo", False),
+        "stop_token_ids": stop_token_ids,
+    }
+    if prompt.images:
+        params["images"] = prompt.images
+    params.update(extra)
+    params["stop"] = stop
+    return params
+
+
+async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Job:
+    """Model check, range checks, worker choice, prompt and length rule for a chat request."""
+    model = req["model"]
+    await upstream.check_model(model)
+    check_ranges(req)
+    worker = await upstream.worker_address(model)
+    facts = await upstream.facts(worker, model)
+    prompt = facts.template.render(req["messages"])
+    prompt_tokens = await upstream.count_tokens(worker, model, prompt.text)
+    requested = req.get("max_completion_tokens") or req.get("max_tokens")
+    max_new = context_room(requested, facts.context_length, prompt_tokens, "messages")
+    template = facts.template
+    stop = merge_stop(req.get("stop"), template.stop_str)
+    params = gen_params(req, prompt, max_new, stop, template.stop_token_ids, **extra)
+    return Job(worker, params, prompt_tokens)
+
+
+def finish_reason(result: dict[str, Any]) -> str:
+    """OpenAI's finish reasons only; anything else a worker says (e.g. vLLM's abort) is a stop."""
+    reason = result.get("finish_reason")
+    return reason if reason in FINISH_REASONS else "stop"
+
+
+def usage(prompt_tokens: int, results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """OpenAI's usage: the prompt counted once, completion tokens summed over choices.
+
+    The worker's own prompt count wins over ours: it is what the model actually read.
+    """
+    counts = [r.get("usage") or {} for r in results]
+    prompt = int(next((c["prompt_tokens"] for c in counts if c.get("prompt_tokens")), prompt_tokens))
+    completion = sum(int(c.get("completion_tokens") or 0) for c in counts)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def gather_or_cancel(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """``gather`` that cancels the rest as soon as one fails, so no worker runs for nobody."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,141 @@
+"""Request ids, error mapping and API keys, in that order from the outside in.
+
+The error middleware is outermost so that nothing, not even an auth failure or a router 404,
+reaches a client as a bare 500 or an HTML page. Once a stream has started, an error can no
+longer change the status: it goes out as an in-band ``data: {"error": ...}`` event instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Awaitable, Callable
+
+import shortuuid
+from aiohttp import web
+
+from . import errors
+from .config import AuthConfig
+from .jsonutil import json_response
+from .streaming import DONE, event
+from .typedefs import api_key_id_key, request_id_key, stream_key
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_MAX_REQUEST_ID = 200
+
+
+def _request_id(request: web.Request) -> str:
+    """The client's id when it sent a sane one, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    if 0 < len(given) <= _MAX_REQUEST_ID and given.isprintable():
+        return given
+    return f"req-{shortuuid.random()}"
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id; ``add_request_id_header`` puts it on the response."""
+    request[request_id_key] = _request_id(request)
+    return await handler(request)
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` hook: runs for streams and error pages alike."""
+    request_id = request.get(request_id_key)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+def _http_error(exc: web.HTTPException) -> errors.APIError:
+    """aiohttp's own errors (404, 405, 413) in the gateway's error format."""
+    status = exc.status
+    if status == 404:
+        return errors.APIError(
+            "Unknown route. See the README for the routes this server has.",
+            status=404,
+            code="unknown_url",
+        )
+    if status == 405:
+        return errors.APIError(exc.text or "Method not allowed", status=405, code="method_not_allowed",
+                               headers={"Allow": exc.headers.get("Allow", "")})
+    if status == 413:
+        return errors.APIError(exc.text or "The request body is too large", status=413,
+                               code="request_too_large")
+    return errors.APIError(exc.reason, status=status, code=None)
+
+
+async def _in_band(stream: web.StreamResponse, error: errors.APIError) -> web.StreamResponse:
+    """End a started stream with an error event the ``openai`` client raises, then [DONE]."""
+    try:
+        await stream.write(event(error.event()) + DONE)
+    except ConnectionError:
+        pass
+    return stream
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes an OpenAI-shaped JSON error, or an in-band event mid-stream."""
+    try:
+        response = await handler(request)
+    except errors.APIError as exc:
+        error = exc
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _http_error(exc)
+    except ConnectionError:
+        # The client went away mid-response: there is nobody left to tell.
+        return request.get(stream_key) or web.Response(status=499, reason="Client Closed Request")
+    except Exception:
+        log.exception("Unhandled error in %s %s", request.method, request.path)
+        error = errors.internal()
+    else:
+        return response
+    stream = request.get(stream_key)
+    if stream is not None and stream.prepared:
+        return await _in_band(stream, error)
+    return json_response(error.body(), status=error.status, headers=error.headers)
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def auth_middleware(config: AuthConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Bearer-key check on the API routes, when keys are configured.
+
+    Keys are compared in constant time, every key every time. CORS preflights pass, since
+    browsers never send credentials on them.
+    """
+    keys = [key.encode() for key in config.api_keys]
+    prefixes = ("/v1/", "/api/v1/") if config.protect_api_v1 else ("/v1/",)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not keys or request.method == "OPTIONS" or not request.path.startswith(prefixes):
+            return await handler(request)
+        token = _bearer(request)
+        if token is None:
+            raise errors.APIError(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INVALID_AUTH_KEY,
+            )
+        given = token.encode()
+        matches = [hmac.compare_digest(given, key) for key in keys]
+        if not any(matches):
+            raise errors.APIError(
+                "Incorrect API key provided.",
+                status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
+            )
+        request[api_key_id_key] = f"key-{matches.index(True)}"
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,191 @@
+"""Request schemas: FastChat's protocol, checked once at the door with marshmallow.
+
+Instances are built once at import (a schema per request costs three times as much), and a
+failure is reported as a 400 whose ``param`` is the path of the first bad field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from aiohttp import web
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+
+from . import errors
+from .jsonutil import JSONDecodeError, loads
+
+_JSON_TYPES = ("application/json", "application/octet-stream", "")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
+    ctype = request.content_type
+    if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+        raise errors.APIError(
+            f"Content-Type must be application/json, not {ctype}",
+            status=415,
+            code="unsupported_media_type",
+        )
+    body = await request.read()
+    try:
+        data = loads(body)
+    except JSONDecodeError as exc:
+        raise errors.invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise errors.invalid_request("The body must be a JSON object", code="invalid_json")
+    return data
+
+
+def _path(messages: Any) -> tuple[str, str]:
+    """The first error's field path in OpenAI's ``a[0].b`` notation, and its text."""
+    path = ""
+    while isinstance(messages, dict):
+        key, messages = next(iter(messages.items()))
+        if key == "_schema":
+            continue
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+    if isinstance(messages, list):
+        messages = messages[0] if messages else "Invalid value."
+    return path, str(messages)
+
+
+def validation_error(exc: ValidationError) -> errors.APIError:
+    """A 400 (FastChat's 40001) naming the first offending parameter."""
+    param, reason = _path(exc.messages)
+    if not param:
+        return errors.invalid_request(reason)
+    return errors.invalid_request(f"Invalid value for '{param}': {reason}", param=param)
+
+
+def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``data`` with a prebuilt schema, raising the gateway's 400 on failure."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+class Stop(fields.Field):
+    """``stop``: a string or a list of strings."""
+
+    default_error_messages = {"invalid": "Must be a string or a list of strings."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[str]:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise self.make_error("invalid")
+
+
+def _content_part(part: Any) -> None:
+    """One part of a message's content list: text or image_url, as OpenAI defines them."""
+    if not isinstance(part, dict):
+        raise ValidationError("Must be an object.")
+    kind = part.get("type")
+    if kind == "text":
+        if not isinstance(part.get("text"), str):
+            raise ValidationError({"text": ["Must be a string."]})
+    elif kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ValidationError({"image_url": {"url": ["Must be a non-empty string."]}})
+    else:
+        raise ValidationError({"type": [f"Unknown content part type {kind!r}; use 'text' or 'image_url'."]})
+
+
+def _message(message: Any) -> None:
+    """One chat message: a role and a content that is a string, a list of parts, or null."""
+    if not isinstance(message, dict):
+        raise ValidationError("Must be an object with 'role' and 'content'.")
+    role = message.get("role")
+    if not isinstance(role, str) or not role:
+        raise ValidationError({"role": ["Missing or not a string."]})
+    content = message.get("content")
+    if content is None:
+        if role != "assistant":
+            raise ValidationError({"content": ["Must be a string or a list of content parts."]})
+    elif isinstance(content, list):
+        for index, part in enumerate(content):
+            try:
+                _content_part(part)
+            except ValidationError as exc:
+                raise ValidationError({"content": {index: exc.messages}}) from None
+    elif not isinstance(content, str):
+        raise ValidationError({"content": ["Must be a string or a list of content parts."]})
+
+
+class Messages(fields.Field):
+    """``messages``: a list of chat messages, or (FastChat's extension) a ready prompt string."""
+
+    default_error_messages = {
+        "invalid": "Must be a non-empty list of messages or a string.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[dict]:
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, list) or not value:
+            raise self.make_error("invalid")
+        for index, message in enumerate(value):
+            try:
+                _message(message)
+            except ValidationError as exc:
+                raise ValidationError({index: exc.messages}) from None
+        return value
+
+
+class StreamOptions(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    include_usage = fields.Boolean(load_default=False)
+
+
+class SamplingSchema(Schema):
+    """Fields every generation route shares, with FastChat's defaults (an explicit null too)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    defaults: dict[str, Any] = {
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "top_k": -1,
+        "n": 1,
+        "stream": False,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+    }
+
+    model = fields.String(required=True)
+    temperature = fields.Float(allow_none=True)
+    top_p = fields.Float(allow_none=True)
+    top_k = fields.Integer(allow_none=True)
+    n = fields.Integer(allow_none=True)
+    max_tokens = fields.Integer(allow_none=True)
+    stop = Stop(allow_none=True)
+    stream = fields.Boolean(allow_none=True)
+    stream_options = fields.Nested(StreamOptions, allow_none=True)
+    presence_penalty = fields.Float(allow_none=True)
+    frequency_penalty = fields.Float(allow_none=True)
+    user = fields.String(allow_none=True)
+
+    @post_load
+    def _fill_defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """FastChat's defaults also stand in for an explicit null, which FastChat crashes on."""
+        for key, value in self.defaults.items():
+            if data.get(key) is None:
+                data[key] = value
+        data.setdefault("max_tokens", None)
+        data.setdefault("stop", None)
+        return data
+
+
+class ChatCompletionSchema(SamplingSchema):
+    messages = Messages(required=True)
+    max_completion_tokens = fields.Integer(allow_none=True)
+
+
+CHAT_COMPLETION = ChatCompletionSchema()

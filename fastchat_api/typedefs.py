@@ -1,0 +1,18 @@
+"""Typed keys for application and request state, in one place so every module agrees."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .config import Config
+
+if TYPE_CHECKING:
+    from .upstream import Upstream
+
+config_key = web.AppKey("config_key", Config)
+upstream_key: web.AppKey["Upstream"] = web.AppKey("upstream_key")
+request_id_key = web.RequestKey("request_id_key", str)
+api_key_id_key = web.RequestKey("api_key_id_key", str)
+stream_key = web.RequestKey("stream_key", web.StreamResponse)

@@ -1,0 +1,254 @@
+"""The FastChat controller and model workers, reached through one pooled session per process.
+
+FastChat's own server opens a new connection for every control-plane call and asks the controller
+for the model list on every request. Here one ``ClientSession`` is shared, the model list is kept
+for a short time, and what a worker says about itself (template, context length) is kept per
+worker until it expires or the worker fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from . import errors
+from .config import Config, UpstreamConfig
+from .conversation import Template
+from .jsonutil import JSONDecodeError, dumps, loads
+
+_JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "fastchat_api"}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFacts:
+    """What a worker says about a model it serves: stable for the worker's lifetime."""
+
+    template: Template
+    context_length: int
+    expires: float
+
+
+def create_session(config: UpstreamConfig) -> aiohttp.ClientSession:
+    """The process-wide session: no cookies shared between tenants, no total time limit.
+
+    A stream may run for minutes, so only the connect time and the gap between two reads are
+    bounded; control-plane calls add their own total limit.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=config.max_connections,
+        keepalive_timeout=config.keepalive_timeout,
+        ttl_dns_cache=300,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        raise_for_status=False,
+        auto_decompress=False,
+    )
+
+
+class Upstream:
+    """Calls to the controller and to workers, with FastChat's semantics and clear errors."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: Config) -> None:
+        self._session = session
+        self._controller = config.controller.address.rstrip("/")
+        self._model_ttl = config.controller.model_list_ttl
+        self._facts_ttl = config.upstream.worker_facts_ttl
+        self._max_frame = config.upstream.max_frame_size
+        self._control_timeout = aiohttp.ClientTimeout(
+            total=config.upstream.connect_timeout + config.upstream.read_timeout,
+            sock_connect=config.upstream.connect_timeout,
+        )
+        self._models: list[str] = []
+        self._models_expire = 0.0
+        self._models_lock = asyncio.Lock()
+        self._facts: dict[tuple[str, str], WorkerFacts] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _call(self, url: str, payload: Any, what: str, *, worker: str | None = None) -> Any:
+        """POST JSON and return the decoded answer, turning every failure into an APIError."""
+        try:
+            async with self._session.post(
+                url,
+                data=b"" if payload is None else dumps(payload),
+                headers=_JSON_HEADERS,
+                timeout=self._control_timeout,
+            ) as resp:
+                body = await resp.read()
+                status, reason = resp.status, resp.reason
+        except Exception as exc:
+            raise self._failure(exc, what, url, worker) from exc
+        if status != 200:
+            if worker:
+                self.forget(worker)
+            raise errors.upstream_failed(f"{what} at {url} answered HTTP {status} {reason}")
+        try:
+            return loads(body)
+        except JSONDecodeError:
+            raise errors.upstream_failed(f"{what} at {url} answered with invalid JSON") from None
+
+    def _failure(self, exc: BaseException, what: str, url: str, worker: str | None) -> BaseException:
+        """Map a transport error to the status the client should see."""
+        if isinstance(exc, errors.APIError) or not isinstance(exc, Exception):
+            return exc
+        if worker:
+            self.forget(worker)
+        if isinstance(exc, TimeoutError):
+            return errors.upstream_timeout(f"{what} at {url} did not answer in time")
+        if isinstance(exc, aiohttp.ClientError):
+            detail = type(exc).__name__
+            if worker is None:
+                return errors.upstream_unavailable(
+                    f"The controller at {self._controller} cannot be reached ({detail})"
+                )
+            return errors.upstream_failed(f"{what} at {url} failed ({detail})")
+        return exc
+
+    def forget(self, worker: str) -> None:
+        """Drop what we know of a worker that failed, so the next request asks it again."""
+        for key in [key for key in self._facts if key[0] == worker]:
+            del self._facts[key]
+
+    # -- controller -------------------------------------------------------------------------
+
+    async def models(self, *, poll_workers: bool = False) -> list[str]:
+        """Model names the controller's workers serve, sorted; cached for ``model_list_ttl``.
+
+        With ``poll_workers`` an expired list is fetched after asking the controller to re-poll
+        its workers (what FastChat's ``/v1/models`` does every time), so that dead workers stop
+        being listed. Concurrent callers share one call to the controller.
+        """
+        if time.monotonic() < self._models_expire:
+            return self._models
+        async with self._models_lock:
+            if time.monotonic() < self._models_expire:
+                return self._models
+            if poll_workers:
+                await self._call(f"{self._controller}/refresh_all_workers", None, "The controller")
+            answer = await self._call(f"{self._controller}/list_models", None, "The controller")
+            self._models = sorted(answer.get("models") or [])
+            self._models_expire = time.monotonic() + self._model_ttl
+            return self._models
+
+    async def check_model(self, model: str) -> None:
+        """404 with FastChat's text (code 40301) unless a worker serves ``model``.
+
+        A name missing from the cached list is looked up once more, since a worker may have
+        registered since.
+        """
+        models = await self.models()
+        if model not in models:
+            self._models_expire = 0.0
+            models = await self.models()
+        if model not in models:
+            raise errors.model_not_found(f"Only {'&&'.join(models)} allowed now, your model {model}")
+
+    async def worker_address(self, model: str) -> str:
+        """The worker the controller picks for this request (its load balancing is kept)."""
+        answer = await self._call(
+            f"{self._controller}/get_worker_address", {"model": model}, "The controller"
+        )
+        address = answer.get("address") if isinstance(answer, dict) else None
+        if not address:
+            raise errors.upstream_unavailable(f"No available worker for {model}")
+        return address.rstrip("/")
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def facts(self, worker: str, model: str) -> WorkerFacts:
+        """The worker's conversation template and context length, cached per worker."""
+        key = (worker, model)
+        cached = self._facts.get(key)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached
+        conv, details = await asyncio.gather(
+            self._call(f"{worker}/worker_get_conv_template", {"model": model},
+                       "The worker", worker=worker),
+            self._call(f"{worker}/model_details", {"model": model}, "The worker", worker=worker),
+        )
+        facts = WorkerFacts(
+            template=Template.from_worker(conv["conv"], worker),
+            context_length=int(details["context_length"]),
+            expires=time.monotonic() + self._facts_ttl,
+        )
+        self._facts[key] = facts
+        return facts
+
+    async def count_tokens(self, worker: str, model: str, prompt: str) -> int:
+        """The worker tokenizer's count of ``prompt``, special tokens included."""
+        answer = await self._call(
+            f"{worker}/count_token", {"model": model, "prompt": prompt}, "The worker", worker=worker
+        )
+        return int(answer["count"])
+
+    async def generate(self, worker: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One whole generation (``/worker_generate``): the worker's last chunk."""
+        url = f"{worker}/worker_generate"
+        try:
+            async with self._session.post(url, data=dumps(params), headers=_JSON_HEADERS) as resp:
+                body = await resp.read()
+                status, reason = resp.status, resp.reason
+        except Exception as exc:
+            raise self._failure(exc, "The worker", url, worker) from exc
+        if status != 200:
+            self.forget(worker)
+            raise errors.upstream_failed(f"The worker at {url} answered HTTP {status} {reason}")
+        return self._decode(body, url)
+
+    async def generate_stream(
+        self, worker: str, params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The worker's ``\\0``-separated JSON frames, each the cumulative output so far."""
+        url = f"{worker}/worker_generate_stream"
+        try:
+            async with self._session.post(url, data=dumps(params), headers=_JSON_HEADERS) as resp:
+                if resp.status != 200:
+                    self.forget(worker)
+                    raise errors.upstream_failed(
+                        f"The worker at {url} answered HTTP {resp.status} {resp.reason}"
+                    )
+                async for frame in self._frames(resp.content, url):
+                    yield frame
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._failure(exc, "The worker", url, worker) from exc
+
+    async def _frames(self, content: aiohttp.StreamReader, url: str) -> AsyncIterator[dict]:
+        """Split the byte stream on NUL; TCP may cut or join frames anywhere."""
+        pending = b""
+        async for data in content.iter_any():
+            if pending:
+                data = pending + data
+            *frames, pending = data.split(b"\0")
+            for frame in frames:
+                if frame:
+                    yield self._decode(frame, url)
+            if len(pending) > self._max_frame:
+                raise errors.upstream_failed(f"The worker at {url} sent a frame over the size limit")
+        if pending.strip():
+            yield self._decode(pending, url)
+
+    @staticmethod
+    def _decode(frame: bytes, url: str) -> dict[str, Any]:
+        """A worker result or frame; one reporting an error (``error_code`` not 0) is raised."""
+        try:
+            result = loads(frame)
+        except JSONDecodeError:
+            raise errors.upstream_failed(f"The worker at {url} sent something that is not JSON") from None
+        code = result.get("error_code") if isinstance(result, dict) else None
+        if code:
+            text = str(result.get("text") or "The worker failed without a message")
+            status = 503 if code == errors.ErrorCode.CUDA_OUT_OF_MEMORY else 502
+            raise errors.APIError(text, status=status, code="worker_error", fastchat_code=code)
+        if not isinstance(result, dict):
+            raise errors.upstream_failed(f"The worker at {url} sent JSON that is not an object")
+        return result

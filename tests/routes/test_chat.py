@@ -1,0 +1,158 @@
+"""``POST /v1/chat/completions`` against the scripted stand-in: what goes up, what comes back."""
+
+from __future__ import annotations
+
+import json
+
+from fastchat_api.streaming import DONE
+
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def sse_events(raw: bytes) -> list[object]:
+    """Each ``data:`` event decoded; ``[DONE]`` kept as the string."""
+    assert raw.endswith(DONE)
+    events = []
+    for block in raw.decode().split("\n\n"):
+        if block:
+            assert block.startswith("data: ")
+            data = block[len("data: "):]
+            events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+async def test_chat_answers_with_worker_text_and_usage(client, fake):
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["object"] == "chat.completion"
+    assert body["id"].startswith("chatcmpl-")
+    assert body["choices"] == [{
+        "index": 0,
+        "message": {"role": "assistant", "content": "Hello there, friend!", "refusal": None},
+        "logprobs": None,
+        "finish_reason": "stop",
+    }]
+    assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+
+
+async def test_chat_sends_fastchat_gen_params(client, fake):
+    await client.post("/v1/chat/completions", json=CHAT | {"stop": "###", "max_tokens": 50})
+    (params,) = fake.sent("/worker_generate")
+    assert list(params) == [
+        "model", "prompt", "temperature", "logprobs", "top_p", "top_k", "presence_penalty",
+        "frequency_penalty", "max_new_tokens", "echo", "stop_token_ids", "stop",
+    ]
+    assert params["prompt"].endswith("USER: Hi ASSISTANT:")
+    assert params["temperature"] == 0.7
+    assert params["max_new_tokens"] == 50
+    assert params["stop"] == ["###"]
+    assert params["echo"] is False
+
+
+async def test_max_tokens_is_clamped_to_the_room_left(client, fake):
+    fake.context_length, fake.prompt_tokens = 100, 90
+    await client.post("/v1/chat/completions", json=CHAT | {"max_tokens": 50})
+    await client.post("/v1/chat/completions", json=CHAT)
+    assert [p["max_new_tokens"] for p in fake.sent("/worker_generate")] == [10, 10]
+
+
+async def test_max_completion_tokens_wins_over_max_tokens(client, fake):
+    await client.post("/v1/chat/completions", json=CHAT | {"max_tokens": 50, "max_completion_tokens": 7})
+    assert fake.sent("/worker_generate")[0]["max_new_tokens"] == 7
+
+
+async def test_context_overflow_is_a_400_with_fastchat_code(client, fake):
+    fake.context_length, fake.prompt_tokens = 100, 100
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["code"] == 40303
+    assert body["error"]["code"] == "context_length_exceeded"
+    assert "maximum context length is 100 tokens" in body["error"]["message"]
+
+
+async def test_n_choices_are_generated_concurrently(client, fake):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"n": 3})
+    body = await resp.json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    assert len(fake.sent("/worker_generate")) == 3
+    assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22}
+
+
+async def test_stream_relays_deltas_role_first_and_done_last(client, fake):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    events = sse_events(await resp.read())
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" and c["created"] and c["id"] == chunks[0]["id"]
+               for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == "Hello there, friend!"
+    assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "stop"
+
+
+async def test_stream_include_usage_ends_with_usage_chunk(client, fake):
+    resp = await client.post("/v1/chat/completions",
+                             json=CHAT | {"stream": True, "stream_options": {"include_usage": True}})
+    events = sse_events(await resp.read())
+    last = events[-2]
+    assert last["choices"] == []
+    assert last["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    assert all(e["usage"] is None for e in events[:-2])
+
+
+async def test_stream_n2_each_choice_finishes(client, fake):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True, "n": 2})
+    events = sse_events(await resp.read())[:-1]
+    for index in (0, 1):
+        mine = [e["choices"][0] for e in events if e["choices"][0]["index"] == index]
+        assert mine[0]["delta"]["role"] == "assistant"
+        assert "".join(c["delta"].get("content", "") for c in mine) == "Hello there, friend!"
+        assert mine[-1]["finish_reason"] == "stop"
+
+
+async def test_worker_error_mid_stream_is_an_error_event(client, fake):
+    fake.error_frame = {"text": "CUDA out of memory", "error_code": 50002}
+    fake.error_after = 2
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert resp.status == 200
+    events = sse_events(await resp.read())
+    assert events[-1] == "[DONE]"
+    assert events[-2]["error"]["message"] == "CUDA out of memory"
+    assert events[-2]["error"]["fastchat_code"] == 50002
+
+
+async def test_worker_error_before_first_frame_is_an_http_error(client, fake):
+    fake.error_frame = {"text": "boom", "error_code": 50001}
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert resp.status == 502
+    body = await resp.json()
+    assert body["error"]["message"] == "boom" and body["code"] == 50001
+
+
+async def test_worker_http_failure_is_a_502(client, fake):
+    fake.generate_status = 500
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 502
+    assert (await resp.json())["error"]["type"] == "server_error"
+
+
+async def test_unknown_model_is_a_404_with_40301(client, fake):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"model": "nope"})
+    assert resp.status == 404
+    body = await resp.json()
+    assert body["code"] == 40301
+    assert body["message"] == "Only fake-model allowed now, your model nope"
+    assert body["error"]["param"] == "model"
+
+
+async def test_no_worker_is_a_503_with_retry_after(client, fake):
+    fake.address = ""  # the controller lists the model but has no address to give
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"]
+    assert "No available worker for fake-model" in (await resp.json())["error"]["message"]
