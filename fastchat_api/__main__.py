@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from aiohttp import web
 
-from .app import create_app
+from .app import create_app, runner_options, setup_logging
 from .config import Config, ConfigError, load_config
 
 
@@ -96,18 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
-    )
+    setup_logging(config)
     web.run_app(
         create_app(config),
         host=config.server.host,
         port=config.server.port,
         ssl_context=context,
-        shutdown_timeout=config.server.shutdown_timeout,
-        keepalive_timeout=config.server.keepalive_timeout,
-        handler_cancellation=True,
         print=logging.getLogger("fastchat_api").info,
+        **runner_options(config),
     )
     return 0
 

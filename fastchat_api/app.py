@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
@@ -37,6 +38,32 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def app_factory() -> web.Application:
-    """For ``gunicorn fastchat_api.app:app_factory``: the config path comes from the environment."""
-    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+def setup_logging(config: Config) -> None:
+    """Log lines as FastChat's: time, level, logger, message."""
+    logging.basicConfig(
+        level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+    )
+
+
+def runner_options(config: Config) -> dict[str, Any]:
+    """Server settings shared by ``python -m fastchat_api`` and gunicorn.
+
+    Handlers are cancelled when their client disconnects, so that the upstream request is
+    closed and the worker stops generating for nobody.
+    """
+    return {
+        "handler_cancellation": True,
+        "shutdown_timeout": config.server.shutdown_timeout,
+        "keepalive_timeout": config.server.keepalive_timeout,
+    }
+
+
+async def app_factory() -> web.AppRunner:
+    """For ``gunicorn fastchat_api.app:app_factory``: the config path comes from the environment.
+
+    Returning a runner (not an app) is how aiohttp's gunicorn worker lets us keep handler
+    cancellation and our own timeouts; gunicorn's bind, workers and graceful timeout still apply.
+    """
+    config = load_config(os.environ.get(CONFIG_ENV) or None)
+    setup_logging(config)
+    return web.AppRunner(create_app(config), **runner_options(config))
