@@ -65,6 +65,19 @@ def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
         raise validation_error(exc) from None
 
 
+class Int(fields.Integer):
+    """An integer; ``5.0`` is taken as 5, while ``5.5``, ``"5"`` and ``true`` are refused."""
+
+    default_error_messages = {"invalid": "Not a valid integer."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class Stop(fields.Field):
     """``stop``: a string or a list of strings."""
 
@@ -162,9 +175,9 @@ class SamplingSchema(Schema):
     model = fields.String(required=True)
     temperature = fields.Float(allow_none=True)
     top_p = fields.Float(allow_none=True)
-    top_k = fields.Integer(allow_none=True)
-    n = fields.Integer(allow_none=True)
-    max_tokens = fields.Integer(allow_none=True)
+    top_k = Int(allow_none=True)
+    n = Int(allow_none=True)
+    max_tokens = Int(allow_none=True)
     stop = Stop(allow_none=True)
     stream = fields.Boolean(allow_none=True)
     stream_options = fields.Nested(StreamOptions, allow_none=True)
@@ -185,7 +198,7 @@ class SamplingSchema(Schema):
 
 class ChatCompletionSchema(SamplingSchema):
     messages = Messages(required=True)
-    max_completion_tokens = fields.Integer(allow_none=True)
+    max_completion_tokens = Int(allow_none=True)
 
 
 CHAT_COMPLETION = ChatCompletionSchema()

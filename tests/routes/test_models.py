@@ -1,0 +1,30 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``."""
+
+from __future__ import annotations
+
+
+async def test_models_are_sorted_with_fastchat_fields(client, fake):
+    fake.models = ["zeta", "alpha"]
+    resp = await client.get("/v1/models")
+    body = await resp.json()
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == ["alpha", "zeta"]
+    card = body["data"][0]
+    assert card["owned_by"] == "fastchat" and card["root"] == "alpha" and card["parent"] is None
+    assert card["permission"][0]["object"] == "model_permission"
+    assert fake.sent("/refresh_all_workers"), "dead workers are dropped as FastChat does"
+
+
+async def test_model_list_is_cached_briefly(client, fake):
+    await client.get("/v1/models")
+    await client.get("/v1/models")
+    assert len(fake.sent("/list_models")) == 1
+
+
+async def test_retrieve_model(client, fake):
+    resp = await client.get("/v1/models/fake-model")
+    assert resp.status == 200
+    assert (await resp.json())["id"] == "fake-model"
+    resp = await client.get("/v1/models/other")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "model_not_found"

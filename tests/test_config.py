@@ -1,0 +1,96 @@
+"""Config: the shipped files load, bad files stop start-up with one line, flags override."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastchat_api.__main__ import overrides, parse_args
+from fastchat_api.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["prod.yaml", "dev.yaml"])
+def test_shipped_configs_load(name):
+    config = load_config(ROOT / "config" / name)
+    assert config.controller.address.startswith("http://")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("controller:\n  adress: http://x\n", "controller.adress: Unknown field"),
+        ("server:\n  port: eighty\n", "server.port: Not a valid integer"),
+        ("server:\n  port: 70000\n", "server.port: Must be greater than or equal to 1"),
+        ("upstream:\n  read_timeout: -1\n", "upstream.read_timeout: Must be greater than 0"),
+        ("- a list\n", "(top level): expected a mapping of sections"),
+        ("server: [\n", "(top level): not valid YAML"),
+        ("logging:\n  level: LOUD\n", "logging.level: Must be one of"),
+    ],
+)
+def test_bad_files_name_file_key_and_reason(tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_reported():
+    with pytest.raises(ConfigError, match="nope.yaml: cannot read the file"):
+        load_config("nope.yaml")
+
+
+def test_empty_file_means_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_config(path) == load_config(None)
+
+
+def test_fastchat_flags_override_the_file():
+    args = parse_args([
+        "--config", str(ROOT / "config" / "prod.yaml"), "--host", "0.0.0.0", "--port", "9000",
+        "--controller-address", "http://c:1", "--api-keys", "a, b,", "--allow-credentials",
+        "--allowed-origins", '["http://x"]', "--allowed-methods", '["GET"]',
+        "--allowed-headers", '["Authorization"]',
+    ])
+    config = load_config(args.config, overrides(args))
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9000)
+    assert config.controller.address == "http://c:1"
+    assert config.auth.api_keys == ("a", "b")
+    assert config.cors.allow_credentials is True
+    assert config.cors.allowed_origins == ("http://x",)
+    assert config.cors.allowed_methods == ("GET",)
+    assert config.cors.allowed_headers == ("Authorization",)
+    assert config.upstream.read_timeout == 100  # untouched keys keep the file's values
+
+
+def test_absent_flags_leave_the_file_alone():
+    assert overrides(parse_args([])) == {}
+
+
+def run_main(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastchat_api", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_main_exits_non_zero_with_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("server:\n  prot: 1\n")
+    result = run_main("--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"fastchat_api: {path}: server.prot: Unknown field"
+
+
+def test_ssl_without_key_files_is_a_config_error(monkeypatch):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SSL_")}
+    result = run_main("--ssl", env=env)
+    assert result.returncode == 2
+    assert "SSL_KEYFILE" in result.stderr
