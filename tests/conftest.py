@@ -38,3 +38,42 @@ def make_client(aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
 @pytest.fixture
 async def client(make_client) -> TestClient:
     return await make_client()
+
+
+# -- integration tier: FastChat's real controller and model worker -----------------------------
+
+MODEL = "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """FastChat's controller and one model worker serving a tiny random Llama, plus our
+    gateway as a real process in front of them; started once per test session."""
+    from fastchat_api.devstack import Stack, build_tiny_llama
+
+    directory = tmp_path_factory.mktemp("stack")
+    model_path = build_tiny_llama(directory / "models", MODEL)
+    with Stack(directory) as live:
+        live.start_controller()
+        live.start_worker(model_path, model_name=MODEL, conv_template="vicuna_v1.1")
+        live.start_gateway()
+        yield live
+
+
+@pytest.fixture(scope="session")
+def model_name() -> str:
+    return MODEL
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack) -> str:
+    """Base URL of our server (no trailing slash, no /v1)."""
+    return stack.gateway.url
+
+
+@pytest.fixture(scope="session")
+def openai_client(gateway_url):
+    """The official client, as users configure it for FastChat; no retries to hide errors."""
+    import openai
+
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="EMPTY", max_retries=0, timeout=120)
