@@ -31,7 +31,6 @@ import argparse
 import atexit
 import contextlib
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -845,11 +844,14 @@ def _die_with_parent_preexec() -> Callable[[], None] | None:
 # --------------------------------------------------------------------------- #
 
 
-def _gateway_available() -> bool:
-    try:
-        return importlib.util.find_spec("fastchat_api.__main__") is not None
-    except (ImportError, ValueError):
-        return False
+def _chat(base_url: str, model: str, text: str) -> str:
+    """One chat request through the server, as a user would send it."""
+    answer = http_post_json(
+        f"{base_url}/v1/chat/completions",
+        {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 32},
+        timeout=120.0,
+    )
+    return answer["choices"][0]["message"]["content"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -873,6 +875,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-gateway", action="store_true", help="do not start the gateway")
     parser.add_argument("--fastchat-api-server", action="store_true",
                         help="run FastChat's own openai_api_server as the gateway instead")
+    parser.add_argument("--chat", metavar="TEXT",
+                        help="once up, send TEXT as a chat request and print the answer")
+    parser.add_argument("--exit", action="store_true",
+                        help="stop the stack once it is up (and --chat is answered)")
     args = parser.parse_args(argv)
 
     directory: Path = args.dir.resolve()
@@ -901,17 +907,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fastchat_api_server:
             stack.start_openai_api_server(args.port)
         elif not args.no_gateway:
-            if _gateway_available():
-                stack.start_gateway(args.port)
-            else:
-                print("devstack: fastchat_api.__main__ not found; gateway not started", flush=True)
+            stack.start_gateway(args.port)
         print("devstack: up\n" + stack.summary(), flush=True)
         api = stack.gateway or next(
             (p for p in stack.processes if p.name == "fastchat-openai-api-server"), None)
         if api is not None:
             print(f"\n  OpenAI base URL: {api.url}/v1\n", flush=True)
+            if args.chat:
+                print(f"devstack: chat answer: {_chat(api.url, args.model_name, args.chat)!r}",
+                      flush=True)
         print("devstack: press Ctrl-C to stop", flush=True)
-        while True:
+        while not args.exit:
             time.sleep(1.0)
             stack.check_alive()
     except StackError as exc:
