@@ -1,0 +1,126 @@
+"""OpenAI fidelity: every body validates against the OpenAI spec, and the official client
+(async, against the test server) sees what it expects: classes of errors, streams, no retries."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from .openai_spec import validate
+from .routes.test_chat import CHAT, sse_events
+
+
+@pytest.fixture
+async def async_openai(client):
+    """The official async client against the gateway under test, with its default retries."""
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="EMPTY") as oa:
+        yield oa
+
+
+async def test_chat_completion_validates(client):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"n": 2})
+    body = await resp.json()
+    validate("CreateChatCompletionResponse", body)
+    assert isinstance(body["system_fingerprint"], str)
+
+
+@pytest.mark.parametrize("extra", [{}, {"n": 2}, {"stream_options": {"include_usage": True}}])
+async def test_every_chunk_validates(client, extra):
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True} | extra)
+    for chunk in sse_events(await resp.read())[:-1]:
+        validate("CreateChatCompletionStreamResponse", chunk)
+
+
+async def test_models_validate(client):
+    body = await (await client.get("/v1/models")).json()
+    validate("ListModelsResponse", body)
+    validate("Model", await (await client.get("/v1/models/fake-model")).json())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("POST", "/v1/chat/completions", CHAT | {"model": "nope"}),
+        ("POST", "/v1/chat/completions", CHAT | {"temperature": 9}),
+        ("POST", "/v1/chat/completions", {"model": "fake-model"}),
+        ("GET", "/v1/nothing", None),
+        ("DELETE", "/v1/models", None),
+    ],
+)
+async def test_error_bodies_validate(client, method, path, payload):
+    resp = await client.request(method, path, json=payload)
+    assert resp.status >= 400
+    validate("ErrorResponse", await resp.json())
+
+
+async def test_error_event_validates_as_openai_error(client, fake):
+    fake.error_frame, fake.error_after = {"text": "boom", "error_code": 50001}, 1
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    error_event = sse_events(await resp.read())[-2]
+    validate("ErrorResponse", error_event)
+
+
+async def test_client_include_usage_stream(async_openai):
+    stream = await async_openai.chat.completions.create(
+        model="fake-model", messages=CHAT["messages"], stream=True,
+        stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in stream]
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.total_tokens == 14
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+
+
+async def test_client_n3_stream_interleaves_and_completes(async_openai, fake):
+    fake.delay = 0.01
+    stream = await async_openai.chat.completions.create(
+        model="fake-model", messages=CHAT["messages"], stream=True, n=3)
+    order, texts, finished = [], {0: "", 1: "", 2: ""}, {}
+    async for chunk in stream:
+        for choice in chunk.choices:
+            order.append(choice.index)
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished[choice.index] = choice.finish_reason
+    assert finished == {0: "stop", 1: "stop", 2: "stop"}
+    assert set(texts.values()) == {"Hello there, friend!"}
+    firsts = [order.index(i) for i in range(3)]
+    lasts = [len(order) - 1 - order[::-1].index(i) for i in range(3)]
+    assert max(firsts) < min(lasts), f"choices were sent one after another: {order}"
+
+
+async def test_client_raises_api_error_mid_stream_without_retry(async_openai, fake):
+    fake.error_frame, fake.error_after = {"text": "CUDA out of memory", "error_code": 50002}, 2
+    stream = await async_openai.chat.completions.create(
+        model="fake-model", messages=CHAT["messages"], stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        async for _ in stream:
+            pass
+    assert "CUDA out of memory" in caught.value.message
+    assert not isinstance(caught.value, openai.APIStatusError)
+    assert len(fake.sent("/worker_generate_stream")) == 1
+
+
+async def test_client_authentication_error(make_client):
+    client = await make_client(auth={"api_keys": ["sk-right"]})
+    async with openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="sk-wrong") as oa:
+        with pytest.raises(openai.AuthenticationError):
+            await oa.models.list()
+
+
+async def test_client_not_found_and_bad_request_are_not_retried(async_openai, fake):
+    with pytest.raises(openai.NotFoundError):
+        await async_openai.chat.completions.create(model="nope", messages=CHAT["messages"])
+    with pytest.raises(openai.BadRequestError):
+        await async_openai.chat.completions.create(
+            model="fake-model", messages=CHAT["messages"], temperature=3)
+    assert fake.sent("/worker_generate") == []
+    assert len(fake.sent("/get_worker_address")) == 0
+
+
+async def test_request_id_reaches_the_client(async_openai):
+    raw = await async_openai.chat.completions.with_raw_response.create(
+        model="fake-model", messages=CHAT["messages"], extra_headers={"X-Request-Id": "trace-7"})
+    assert raw.headers["x-request-id"] == "trace-7"
+    assert json.loads(raw.text)["object"] == "chat.completion"
