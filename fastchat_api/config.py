@@ -7,6 +7,7 @@ that an operator never runs a gateway with a setting silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +18,21 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message is one line for the operator."""
+
+
+EMBEDDING_BATCH_ENV = "FASTCHAT_WORKER_API_EMBEDDING_BATCH_SIZE"
+
+
+def _embedding_batch_size() -> int:
+    """FastChat's environment variable (default 4) is the default of the config key."""
+    value = os.environ.get(EMBEDDING_BATCH_ENV, "4")
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise ConfigError(f"environment: {EMBEDDING_BATCH_ENV}: must be a positive integer, not {value!r}")
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +59,7 @@ class UpstreamConfig:
     keepalive_timeout: float = 15.0
     worker_facts_ttl: float = 60.0
     max_frame_size: int = 16 * 1024 * 1024
+    embedding_batch_size: int = field(default_factory=_embedding_batch_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +132,7 @@ class UpstreamSchema(_Section):
     keepalive_timeout = fields.Float(validate=_POSITIVE)
     worker_facts_ttl = fields.Float(validate=validate.Range(min=0))
     max_frame_size = fields.Integer(strict=True, validate=_POSITIVE)
+    embedding_batch_size = fields.Integer(strict=True, validate=_POSITIVE)
 
 
 class AuthSchema(_Section):
