@@ -71,12 +71,21 @@ class Upstream:
         self._models: list[str] = []
         self._models_expire = 0.0
         self._models_lock = asyncio.Lock()
+        self._multimodal: frozenset[str] = frozenset()
+        self._multimodal_expire = 0.0
+        self._multimodal_lock = asyncio.Lock()
         self._facts: dict[tuple[str, str], WorkerFacts] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _call(self, url: str, payload: Any, what: str, *, worker: str | None = None) -> Any:
-        """POST JSON and return the decoded answer, turning every failure into an APIError."""
+    async def _call(
+        self, url: str, payload: Any, what: str, *, worker: str | None = None,
+        not_found: errors.APIError | None = None,
+    ) -> Any:
+        """POST JSON and return the decoded answer, turning every failure into an APIError.
+
+        ``not_found`` is raised instead when the route does not exist there (HTTP 404).
+        """
         try:
             async with self._session.post(
                 url,
@@ -88,6 +97,8 @@ class Upstream:
                 status, reason = resp.status, resp.reason
         except Exception as exc:
             raise self._failure(exc, what, url, worker) from exc
+        if status == 404 and not_found is not None:
+            raise not_found
         if status != 200:
             if worker:
                 self.forget(worker)
@@ -140,6 +151,21 @@ class Upstream:
             self._models_expire = time.monotonic() + self._model_ttl
             return self._models
 
+    async def multimodal_models(self) -> frozenset[str]:
+        """Model names served by workers registered with ``multimodal: true``; cached like
+        :meth:`models`. Only these are sent images."""
+        if time.monotonic() < self._multimodal_expire:
+            return self._multimodal
+        async with self._multimodal_lock:
+            if time.monotonic() < self._multimodal_expire:
+                return self._multimodal
+            answer = await self._call(
+                f"{self._controller}/list_multimodal_models", None, "The controller"
+            )
+            self._multimodal = frozenset(answer.get("models") or ())
+            self._multimodal_expire = time.monotonic() + self._model_ttl
+            return self._multimodal
+
     async def check_model(self, model: str) -> None:
         """404 with FastChat's text (code 40301) unless a worker serves ``model``.
 
@@ -191,6 +217,29 @@ class Upstream:
         )
         return int(answer["count"])
 
+    async def embeddings(self, worker: str, model: str, inputs: list[str]) -> dict[str, Any]:
+        """``/worker_get_embeddings``: one float vector per input, in order, and ``token_num``.
+
+        The worker is always asked for floats: its base64 is the tensor's own dtype (float16 on
+        half-precision models), which clients would misread as float32.
+        """
+        url = f"{worker}/worker_get_embeddings"
+        payload = {"model": model, "input": inputs, "encoding_format": None}
+        unsupported = errors.APIError(
+            f"The model {model} does not compute embeddings: its worker at {worker} has no "
+            "/worker_get_embeddings route (FastChat's vLLM, SGLang and other engine workers lack it)",
+            param="model",
+            code="embeddings_not_supported",
+        )
+        answer = await self._call(url, payload, "The worker", worker=worker, not_found=unsupported)
+        answer = self._checked(answer, url)
+        vectors = answer.get("embedding")
+        if not isinstance(vectors, list) or len(vectors) != len(inputs):
+            raise errors.upstream_failed(
+                f"The worker at {url} did not send one embedding per input"
+            )
+        return answer
+
     async def generate(self, worker: str, params: dict[str, Any]) -> dict[str, Any]:
         """One whole generation (``/worker_generate``): the worker's last chunk."""
         url = f"{worker}/worker_generate"
@@ -237,13 +286,18 @@ class Upstream:
         if pending.strip():
             yield self._decode(pending, url)
 
-    @staticmethod
-    def _decode(frame: bytes, url: str) -> dict[str, Any]:
+    @classmethod
+    def _decode(cls, frame: bytes, url: str) -> dict[str, Any]:
         """A worker result or frame; one reporting an error (``error_code`` not 0) is raised."""
         try:
             result = loads(frame)
         except JSONDecodeError:
             raise errors.upstream_failed(f"The worker at {url} sent something that is not JSON") from None
+        return cls._checked(result, url)
+
+    @staticmethod
+    def _checked(result: Any, url: str) -> dict[str, Any]:
+        """A decoded worker answer, raised as an APIError when it reports an error."""
         code = result.get("error_code") if isinstance(result, dict) else None
         if code:
             text = str(result.get("text") or "The worker failed without a message")
