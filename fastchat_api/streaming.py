@@ -9,7 +9,7 @@ the client as an HTTP error instead of a broken stream.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
@@ -27,6 +27,8 @@ _REPLACEMENT = "\ufffd"
 _END = object()
 
 Frames = AsyncIterator[dict[str, Any]]
+# (choice index, new text, the frame it came from, whether the choice ends here) -> one event
+Chunk = Callable[[int, str, dict[str, Any], bool], bytes]
 
 
 def event(obj: Any) -> bytes:
@@ -118,3 +120,26 @@ async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def relay(response: web.StreamResponse, streams: Sequence[Frames], chunk: Chunk) -> list[dict[str, Any]]:
+    """Write each choice's new text as it comes, and its end when it ends; the last frames.
+
+    A choice whose worker stops without a finish reason (e.g. sglang's) is ended afterwards
+    with its last frame, the text held back so far included.
+    """
+    count = len(streams)
+    deltas = [TextDelta() for _ in range(count)]
+    lasts: list[dict[str, Any]] = [{} for _ in range(count)]
+    finished = [False] * count
+    async for index, frame in interleave(streams):
+        lasts[index] = frame
+        finished[index] = frame.get("finish_reason") is not None
+        text = deltas[index](frame.get("text", ""), finished[index])
+        if text or finished[index]:
+            await response.write(chunk(index, text, frame, finished[index]))
+    for index in range(count):
+        if not finished[index]:
+            text = deltas[index](lasts[index].get("text", ""), True)
+            await response.write(chunk(index, text, lasts[index], True))
+    return lasts

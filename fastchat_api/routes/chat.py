@@ -12,7 +12,7 @@ from aiohttp import web
 from .. import generation, schemas
 from ..generation import Job
 from ..jsonutil import json_response
-from ..streaming import DONE, TextDelta, event, first_frames, interleave, open_stream
+from ..streaming import DONE, event, first_frames, open_stream, relay
 from ..typedefs import upstream_key
 from ..upstream import Upstream
 
@@ -22,8 +22,13 @@ routes = web.RouteTableDef()
 @routes.post("/v1/chat/completions")
 async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     req = schemas.load(schemas.CHAT_COMPLETION, await schemas.read_json(request))
+    return await answer(request, req)
+
+
+async def answer(request: web.Request, req: dict[str, Any], **extra: Any) -> web.StreamResponse:
+    """The chat pipeline for a validated request; ``extra`` goes into the worker's gen_params."""
     upstream = request.app[upstream_key]
-    job = await generation.plan_chat(upstream, req)
+    job = await generation.plan_chat(upstream, req, **extra)
     if req["stream"]:
         return await _stream(request, upstream, req, job)
     return await _complete(upstream, req, job)
@@ -73,23 +78,14 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
         return event(head | {"choices": [{"index": index, "delta": delta, "logprobs": None,
                                           "finish_reason": finish}]})
 
+    def content(index: int, text: str, frame: dict[str, Any], final: bool) -> bytes:
+        if final:
+            return chunk(index, {"content": text} if text else {}, generation.finish_reason(frame))
+        return chunk(index, {"content": text})
+
     response = await open_stream(request)
     await response.write(b"".join(chunk(i, {"role": "assistant", "content": ""}) for i in range(n)))
-    deltas = [TextDelta() for _ in range(n)]
-    lasts: list[dict[str, Any]] = [{} for _ in range(n)]
-    finished = [False] * n
-    async for index, frame in interleave(streams):
-        lasts[index] = frame
-        finished[index] = frame.get("finish_reason") is not None
-        text = deltas[index](frame.get("text", ""), finished[index])
-        if finished[index]:
-            reason = generation.finish_reason(frame)
-            await response.write(chunk(index, {"content": text} if text else {}, reason))
-        elif text:
-            await response.write(chunk(index, {"content": text}))
-    for index in range(n):
-        if not finished[index]:  # the worker ended without a finish reason (e.g. sglang)
-            await response.write(chunk(index, {}, "stop"))
+    lasts = await relay(response, streams, content)
     if include_usage:
         totals = generation.usage(job.prompt_tokens, lasts)
         await response.write(event(head | {"choices": [], "usage": totals}))
