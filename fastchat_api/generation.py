@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Iterable, Sequence, TypeVar
 
 from . import errors
 from .conversation import Prompt
-from .upstream import Upstream
+from .upstream import Upstream, WorkerFacts
 
 T = TypeVar("T")
 
@@ -105,13 +105,40 @@ def gen_params(
     return params
 
 
-async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Job:
-    """Model check, range checks, worker choice, prompt and length rule for a chat request."""
+async def _target(upstream: Upstream, req: dict[str, Any]) -> tuple[str, WorkerFacts]:
+    """Model check, range checks, then the worker the controller picks and what it says."""
     model = req["model"]
     await upstream.check_model(model)
     check_ranges(req)
     worker = await upstream.worker_address(model)
-    facts = await upstream.facts(worker, model)
+    return worker, await upstream.facts(worker, model)
+
+
+def _has_image(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return type(content) is list and any(part["type"] == "image_url" for part in content)
+
+
+async def check_images(upstream: Upstream, req: dict[str, Any]) -> None:
+    """A 400 for images sent to a model no worker registered as multimodal (it would ignore
+    them and answer about an image it never saw)."""
+    messages, model = req["messages"], req["model"]
+    if isinstance(messages, str) or not any(_has_image(message) for message in messages):
+        return
+    if model not in await upstream.multimodal_models():
+        raise errors.invalid_request(
+            f"The model {model} does not accept images: its worker did not register with the "
+            "controller as multimodal. Send text only, or use a vision model.",
+            param="messages",
+            code="images_not_supported",
+        )
+
+
+async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Job:
+    """Model check, range checks, worker choice, prompt and length rule for a chat request."""
+    model = req["model"]
+    worker, facts = await _target(upstream, req)
+    await check_images(upstream, req)
     prompt = facts.template.render(req["messages"])
     prompt_tokens = await upstream.count_tokens(worker, model, prompt.text)
     requested = req.get("max_completion_tokens") or req.get("max_tokens")
@@ -120,6 +147,29 @@ async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Jo
     stop = merge_stop(req.get("stop"), template.stop_str)
     params = gen_params(req, prompt, max_new, stop, template.stop_token_ids, **extra)
     return Job(worker, params, prompt_tokens)
+
+
+async def plan_completion(upstream: Upstream, req: dict[str, Any]) -> list[Job]:
+    """One job per prompt: the prompt verbatim, the template's stops, and FastChat's length rule
+    over every prompt, the smallest room shared by all."""
+    model = req["model"]
+    worker, facts = await _target(upstream, req)
+    prompts = req["prompt"]
+    counts = await gather_or_cancel(upstream.count_tokens(worker, model, text) for text in prompts)
+    max_new = min(
+        context_room(req["max_tokens"], facts.context_length, count, "prompt") for count in counts
+    )
+    template = facts.template
+    stop = merge_stop(req.get("stop"), template.stop_str)
+    extra: dict[str, Any] = {"logprobs": req.get("logprobs"), "echo": req["echo"]}
+    if not req["stream"]:  # as FastChat: beam search only for whole answers
+        if req.get("best_of") is not None:
+            extra["best_of"] = req["best_of"]
+        extra["use_beam_search"] = req["use_beam_search"]
+    return [
+        Job(worker, gen_params(req, Prompt(text, []), max_new, stop, template.stop_token_ids, **extra), count)
+        for text, count in zip(prompts, counts)
+    ]
 
 
 def finish_reason(result: dict[str, Any]) -> str:
@@ -137,6 +187,15 @@ def usage(prompt_tokens: int, results: Sequence[dict[str, Any]]) -> dict[str, in
     prompt = int(next((c["prompt_tokens"] for c in counts if c.get("prompt_tokens")), prompt_tokens))
     completion = sum(int(c.get("completion_tokens") or 0) for c in counts)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def total_usage(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Usages added up, e.g. one per prompt of a completions request."""
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for part in parts:
+        for key in totals:
+            totals[key] += part[key]
+    return totals
 
 
 async def gather_or_cancel(aws: Iterable[Awaitable[T]]) -> list[T]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from aiohttp import web
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from . import errors
 from .jsonutil import JSONDecodeError, loads
@@ -89,6 +89,43 @@ class Stop(fields.Field):
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return value
         raise self.make_error("invalid")
+
+
+class TextInputs(fields.Field):
+    """``prompt`` / ``input``: a string or a non-empty list of strings, loaded as a list.
+
+    Token-id arrays are refused: a worker has no route that turns ids back into text, and
+    FastChat's decoding with OpenAI's tiktoken gives other text for any other tokenizer.
+    """
+
+    default_error_messages = {
+        "invalid": "Must be a string or a non-empty list of strings.",
+        "tokens": "Token ids are not supported: FastChat workers have no route that turns token "
+        "ids back into text, and decoding them with another tokenizer (FastChat uses OpenAI's "
+        "tiktoken) would give the model different text. Send the text itself.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list) or not value:
+            raise self.make_error("invalid")
+        if all(isinstance(item, str) for item in value):
+            return value
+        if all(type(item) is int or isinstance(item, list) for item in value):
+            raise self.make_error("tokens")
+        raise self.make_error("invalid")
+
+
+class Unsupported(fields.Field):
+    """A parameter the workers cannot honour: absent or null is fine, any value is a 400."""
+
+    def __init__(self, reason: str, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+        self.reason = reason
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        raise ValidationError(self.reason)
 
 
 def _content_part(part: Any) -> None:
@@ -202,3 +239,61 @@ class ChatCompletionSchema(SamplingSchema):
 
 
 CHAT_COMPLETION = ChatCompletionSchema()
+
+
+class APIChatCompletionSchema(ChatCompletionSchema):
+    """FastChat's ``/api/v1/chat/completions``: chat plus ``repetition_penalty``."""
+
+    defaults = ChatCompletionSchema.defaults | {"repetition_penalty": 1.0}
+
+    repetition_penalty = fields.Float(allow_none=True)
+
+
+class CompletionSchema(SamplingSchema):
+    defaults = SamplingSchema.defaults | {"max_tokens": 16, "echo": False, "use_beam_search": False}
+
+    prompt = TextInputs(required=True)
+    suffix = Unsupported(
+        "suffix is not supported: FastChat workers generate only after the prompt (no "
+        "fill-in-the-middle). Put all the text in the prompt."
+    )
+    echo = fields.Boolean(allow_none=True)
+    logprobs = Int(allow_none=True, validate=validate.Range(min=0))
+    best_of = Int(allow_none=True, validate=validate.Range(min=1))
+    use_beam_search = fields.Boolean(allow_none=True)
+
+
+class EmbeddingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    model = fields.String(allow_none=True)
+    engine = fields.String(allow_none=True)
+    input = TextInputs(required=True)
+    user = fields.String(allow_none=True)
+    encoding_format = fields.String(allow_none=True, validate=validate.OneOf(["float", "base64"]))
+    dimensions = Unsupported(
+        "dimensions is not supported: FastChat workers return the model's full embedding."
+    )
+
+
+class TokenCheckItemSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    model = fields.String(required=True)
+    prompt = fields.String(required=True)
+    max_tokens = Int(required=True)
+
+
+class TokenCheckSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    prompts = fields.List(fields.Nested(TokenCheckItemSchema), required=True)
+
+
+API_CHAT_COMPLETION = APIChatCompletionSchema()
+COMPLETION = CompletionSchema()
+EMBEDDINGS = EmbeddingsSchema()
+TOKEN_CHECK = TokenCheckSchema()

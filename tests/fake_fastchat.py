@@ -35,15 +35,22 @@ class FakeFastChat:
     """Scripted controller + worker. ``address`` is set once the server runs."""
 
     models: list[str] = field(default_factory=lambda: ["fake-model"])
+    multimodal: list[str] = field(default_factory=list)  # registered with multimodal: true
     conv: dict[str, Any] = field(default_factory=lambda: dict(VICUNA))
     pieces: list[str] = field(default_factory=lambda: ["Hello", " there", ", friend", "!"])
+    replies: dict[str, list[str]] = field(default_factory=dict)  # pieces by prompt
     finish_reason: str | None = "stop"
     context_length: int = 2048
     prompt_tokens: int = 10
+    token_counts: dict[str, int] = field(default_factory=dict)  # /count_token by prompt
     error_frame: dict[str, Any] | None = None  # sent after ``error_after`` pieces
     error_after: int = 0
     stream_status: int = 200
     generate_status: int = 200
+    embeddings_status: int = 200
+    embeddings_error: dict[str, Any] | None = None
+    embedding_calls_at_once: int = 0  # most /worker_get_embeddings calls seen in flight together
+    _embedding_calls: int = 0
     delay: float = 0.0
     address: str = ""
     requests: list[tuple[str, Any]] = field(default_factory=list)
@@ -52,6 +59,7 @@ class FakeFastChat:
         app = web.Application()
         for path, handler in {
             "/list_models": self._list_models,
+            "/list_multimodal_models": self._list_multimodal_models,
             "/refresh_all_workers": self._refresh,
             "/get_worker_address": self._worker_address,
             "/worker_get_conv_template": self._conv,
@@ -59,6 +67,7 @@ class FakeFastChat:
             "/count_token": self._count,
             "/worker_generate": self._generate,
             "/worker_generate_stream": self._generate_stream,
+            "/worker_get_embeddings": self._embeddings,
         }.items():
             app.router.add_post(path, handler)
         return app
@@ -77,6 +86,10 @@ class FakeFastChat:
         await self._record(request)
         return web.json_response({"models": self.models})
 
+    async def _list_multimodal_models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"models": self.multimodal})
+
     async def _refresh(self, request: web.Request) -> web.Response:
         await self._record(request)
         return web.json_response(None)
@@ -93,41 +106,81 @@ class FakeFastChat:
         await self._record(request)
         return web.json_response({"context_length": self.context_length})
 
-    async def _count(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        return web.json_response({"count": self.prompt_tokens, "error_code": 0})
+    def count(self, prompt: str) -> int:
+        return self.token_counts.get(prompt, self.prompt_tokens)
 
-    def frames(self) -> list[dict[str, Any]]:
-        """Cumulative frames as the HF worker sends them, then the final one."""
-        frames, text = [], ""
-        for number, piece in enumerate(self.pieces):
+    async def _count(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        return web.json_response({"count": self.count(body["prompt"]), "error_code": 0})
+
+    def frames(self, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Cumulative frames as the HF worker sends them, then the final one.
+
+        With ``echo`` the text starts with the prompt; with ``logprobs`` each frame carries the
+        cumulative logprobs of the pieces so far (one "token" per piece, logprob -0.5 * number).
+        """
+        params = params or {}
+        prompt = params.get("prompt", "")
+        pieces = self.replies.get(prompt, self.pieces)
+        start = prompt if params.get("echo") else ""
+        with_logprobs = params.get("logprobs") is not None
+        frames, text = [], start
+        for number, piece in enumerate(pieces):
             if self.error_frame is not None and number == self.error_after:
                 return frames + [self.error_frame]
             text += piece
-            frames.append(self._frame(text, number + 1, None))
+            frames.append(self._frame(prompt, text, pieces[: number + 1], with_logprobs, None))
         if self.error_frame is not None:
             return frames + [self.error_frame]
-        return frames + [self._frame(text, len(self.pieces), self.finish_reason)]
+        return frames + [self._frame(prompt, text, pieces, with_logprobs, self.finish_reason)]
 
-    def _frame(self, text: str, tokens: int, finish: str | None) -> dict[str, Any]:
-        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": tokens,
-                 "total_tokens": self.prompt_tokens + tokens}
-        return {"text": text, "error_code": 0, "usage": usage, "finish_reason": finish, "logprobs": None}
+    def _frame(self, prompt: str, text: str, pieces: list[str], with_logprobs: bool,
+               finish: str | None) -> dict[str, Any]:
+        prompt_tokens, tokens = self.count(prompt), len(pieces)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
+                 "total_tokens": prompt_tokens + tokens}
+        logprobs = None
+        if with_logprobs:
+            offsets = [sum(len(p) for p in pieces[:k]) for k in range(tokens)]
+            logprobs = {"text_offset": offsets, "token_logprobs": [-0.5 * (k + 1) for k in range(tokens)],
+                        "tokens": list(pieces), "top_logprobs": [{}] * tokens}
+        return {"text": text, "error_code": 0, "usage": usage, "finish_reason": finish, "logprobs": logprobs}
 
     async def _generate(self, request: web.Request) -> web.Response:
-        await self._record(request)
+        params = await self._record(request)
         if self.generate_status != 200:
             return web.Response(status=self.generate_status, text="worker failed")
         await asyncio.sleep(self.delay)
-        return web.json_response(self.frames()[-1])
+        return web.json_response(self.frames(params)[-1])
 
     async def _generate_stream(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
+        params = await self._record(request)
         if self.stream_status != 200:
             return web.Response(status=self.stream_status, text="worker failed")
         response = web.StreamResponse()
         await response.prepare(request)
-        for frame in self.frames():
+        for frame in self.frames(params):
             await asyncio.sleep(self.delay)
             await response.write(json.dumps(frame).encode() + b"\0")
         return response
+
+    @staticmethod
+    def embed(text: str) -> list[float]:
+        """A vector exact in float32, so base64 and float answers can be compared exactly."""
+        return [len(text) / 8, -0.25, 0.125 * text.count(" ")]
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        if self.embeddings_status != 200:
+            return web.Response(status=self.embeddings_status, text="no such route")
+        self._embedding_calls += 1
+        self.embedding_calls_at_once = max(self.embedding_calls_at_once, self._embedding_calls)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self._embedding_calls -= 1
+        if self.embeddings_error is not None:
+            return web.json_response(self.embeddings_error)
+        inputs = body["input"]
+        return web.json_response({"embedding": [self.embed(text) for text in inputs],
+                                  "token_num": sum(len(text.split()) for text in inputs)})

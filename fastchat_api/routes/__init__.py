@@ -6,9 +6,9 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..config import CorsConfig
-from . import chat, models
+from . import api_v1, chat, completions, embeddings, models
 
-ROUTE_TABLES = (models.routes, chat.routes)
+ROUTE_TABLES = (models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes)
 
 
 def _option(values: tuple[str, ...]) -> str | tuple[str, ...]:
