@@ -65,6 +65,8 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     api_keys: tuple[str, ...] = ()
+    api_keys_file: str | None = None
+    api_keys_env: str | None = None
     protect_api_v1: bool = True
 
 
@@ -79,6 +81,12 @@ class CorsConfig:
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "INFO"
+    access_format: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +97,19 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
 _PORT = validate.Range(min=1, max=65535)
+_ENV_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Not an environment variable name.")
+
+
+class _Switch(fields.String):
+    """A string where YAML's bare ``off`` (which YAML reads as false) means ``"off"``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize("off" if value is False else value, attr, data, **kwargs)
 
 
 class _Section(Schema):
@@ -138,6 +155,8 @@ class UpstreamSchema(_Section):
 class AuthSchema(_Section):
     target = AuthConfig
     api_keys = fields.List(fields.String(validate=validate.Length(min=1)))
+    api_keys_file = fields.String(allow_none=True, validate=validate.Length(min=1))
+    api_keys_env = fields.String(allow_none=True, validate=_ENV_NAME)
     protect_api_v1 = fields.Boolean()
 
 
@@ -152,6 +171,12 @@ class CorsSchema(_Section):
 class LoggingSchema(_Section):
     target = LoggingConfig
     level = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+    access_format = _Switch(validate=validate.OneOf(["json", "logfmt", "off"]))
+
+
+class MetricsSchema(_Section):
+    target = MetricsConfig
+    token = fields.String(allow_none=True, validate=validate.Length(min=1))
 
 
 class ConfigSchema(_Section):
@@ -162,6 +187,7 @@ class ConfigSchema(_Section):
     auth = fields.Nested(AuthSchema)
     cors = fields.Nested(CorsSchema)
     logging = fields.Nested(LoggingSchema)
+    metrics = fields.Nested(MetricsSchema)
 
 
 CONFIG_SCHEMA = ConfigSchema()
