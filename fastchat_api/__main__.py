@@ -93,12 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides(args))
         context = ssl_context(config)
+        app = create_app(config)
     except ConfigError as exc:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2
     setup_logging(config)
     web.run_app(
-        create_app(config),
+        app,
         host=config.server.host,
         port=config.server.port,
         ssl_context=context,

@@ -9,9 +9,10 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from .config import Config, load_config
+from .keys import KeyStore, reload_on_sighup
 from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
-from .typedefs import config_key, upstream_key
+from .typedefs import config_key, keys_key, upstream_key
 from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
@@ -29,10 +30,12 @@ def create_app(config: Config) -> web.Application:
     """A ready application: middlewares, routes with CORS, and the upstream session."""
     app = web.Application(
         client_max_size=config.server.client_max_size,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware(config.auth)],
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
+    app[keys_key] = KeyStore(config.auth)
     app.cleanup_ctx.append(upstream_ctx)
+    app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     setup_routes(app, config.cors)
     return app

@@ -7,7 +7,6 @@ longer change the status: it goes out as an in-band ``data: {"error": ...}`` eve
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Awaitable, Callable
 
@@ -15,10 +14,9 @@ import shortuuid
 from aiohttp import web
 
 from . import errors
-from .config import AuthConfig
 from .jsonutil import json_response
 from .streaming import DONE, event
-from .typedefs import api_key_id_key, request_id_key, stream_key
+from .typedefs import api_key_id_key, keys_key, request_id_key, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -109,33 +107,27 @@ def _bearer(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def auth_middleware(config: AuthConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Bearer-key check on the API routes, when keys are configured.
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer-key check on the API routes, against the app's key store when it is on.
 
-    Keys are compared in constant time, every key every time. CORS preflights pass, since
-    browsers never send credentials on them.
+    CORS preflights pass, since browsers never send credentials on them. Operations routes
+    (/health, /ready, /metrics, /openapi.json, /docs) are outside the protected prefixes.
     """
-    keys = [key.encode() for key in config.api_keys]
-    prefixes = ("/v1/", "/api/v1/") if config.protect_api_v1 else ("/v1/",)
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not keys or request.method == "OPTIONS" or not request.path.startswith(prefixes):
-            return await handler(request)
-        token = _bearer(request)
-        if token is None:
-            raise errors.APIError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INVALID_AUTH_KEY,
-            )
-        given = token.encode()
-        matches = [hmac.compare_digest(given, key) for key in keys]
-        if not any(matches):
-            raise errors.APIError(
-                "Incorrect API key provided.",
-                status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
-            )
-        request[api_key_id_key] = f"key-{matches.index(True)}"
+    keys = request.app[keys_key]
+    if not keys.enabled or request.method == "OPTIONS" or not request.path.startswith(keys.prefixes):
         return await handler(request)
-
-    return middleware
+    token = _bearer(request)
+    if token is None:
+        raise errors.APIError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INVALID_AUTH_KEY,
+        )
+    identity = keys.identify(token)
+    if identity is None:
+        raise errors.APIError(
+            "Incorrect API key provided.",
+            status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
+        )
+    request[api_key_id_key] = identity
+    return await handler(request)

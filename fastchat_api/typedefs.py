@@ -9,10 +9,12 @@ from aiohttp import web
 from .config import Config
 
 if TYPE_CHECKING:
+    from .keys import KeyStore
     from .upstream import Upstream
 
 config_key = web.AppKey("config_key", Config)
 upstream_key: web.AppKey["Upstream"] = web.AppKey("upstream_key")
+keys_key: web.AppKey["KeyStore"] = web.AppKey("keys_key")
 request_id_key = web.RequestKey("request_id_key", str)
 api_key_id_key = web.RequestKey("api_key_id_key", str)
 stream_key = web.RequestKey("stream_key", web.StreamResponse)
