@@ -10,13 +10,15 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Awaitable, Iterable, Sequence, TypeVar
 
-from . import errors
+from . import __version__, errors
 from .conversation import Prompt
 from .upstream import Upstream, WorkerFacts
 
 T = TypeVar("T")
 
 NO_LIMIT = 1024 * 1024
+# OpenAI's backend-configuration marker: which gateway build produced the answer.
+SYSTEM_FINGERPRINT = f"fastchat_api-{__version__}"
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 
 

@@ -53,7 +53,7 @@ async def _complete(upstream: Upstream, req: dict[str, Any], job: Job) -> web.Re
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req["model"],
-        "system_fingerprint": None,
+        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
         "choices": choices,
         "usage": generation.usage(job.prompt_tokens, results),
     })
@@ -69,7 +69,7 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": req["model"],
-        "system_fingerprint": None,
+        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
     }
     if include_usage:
         head["usage"] = None
