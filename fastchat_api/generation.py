@@ -102,6 +102,8 @@ def gen_params(
     }
     if prompt.images:
         params["images"] = prompt.images
+    if req.get("repetition_penalty") is not None:  # FastChat's HF worker honours it
+        params["repetition_penalty"] = req["repetition_penalty"]
     params.update(extra)
     params["stop"] = stop
     return params

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from aiohttp import web
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
 
 from . import errors
 from .jsonutil import JSONDecodeError, loads
@@ -49,11 +49,25 @@ def _path(messages: Any) -> tuple[str, str]:
     return path, str(messages)
 
 
-def validation_error(exc: ValidationError) -> errors.APIError:
-    """A 400 (FastChat's 40001) naming the first offending parameter."""
+_UNKNOWN = "Unknown field."
+
+
+def validation_error(exc: ValidationError, schema: Schema | None = None) -> errors.APIError:
+    """A 400 (FastChat's 40001) naming the first offending parameter.
+
+    As OpenAI does, a parameter nobody defined is refused by name rather than ignored, and a
+    defined one the workers cannot honour says so (``code: unsupported_parameter``).
+    """
     param, reason = _path(exc.messages)
     if not param:
         return errors.invalid_request(reason)
+    if reason == _UNKNOWN:
+        return errors.invalid_request(
+            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
+        )
+    field = schema.fields.get(param) if schema is not None else None
+    if isinstance(field, Unsupported):
+        return errors.invalid_request(reason, param=param, code="unsupported_parameter")
     return errors.invalid_request(f"Invalid value for '{param}': {reason}", param=param)
 
 
@@ -62,7 +76,7 @@ def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, schema) from None
 
 
 class Int(fields.Integer):
@@ -118,14 +132,52 @@ class TextInputs(fields.Field):
 
 
 class Unsupported(fields.Field):
-    """A parameter the workers cannot honour: absent or null is fine, any value is a 400."""
+    """An OpenAI parameter FastChat workers cannot honour: refused, never silently dropped.
 
-    def __init__(self, reason: str, **kwargs: Any) -> None:
+    Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
+    ``response_format: {"type": "text"}``) is accepted and loads as None; anything else is a 400
+    whose message is ``reason``.
+    """
+
+    def __init__(self, reason: str, inert: tuple[Any, ...] = (), **kwargs: Any) -> None:
         super().__init__(allow_none=True, **kwargs)
         self.reason = reason
+        self.inert = inert
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
+        if any(value == harmless for harmless in self.inert):
+            return None
         raise ValidationError(self.reason)
+
+
+class Accepted(fields.Raw):
+    """An OpenAI parameter with no effect on generation here (metadata, cache hints, ...):
+    accepted as OpenAI accepts it, and not forwarded."""
+
+
+def _no_tools(name: str) -> Unsupported:
+    return Unsupported(
+        f"'{name}' is not supported: FastChat workers have no tool or function calling, so the "
+        "model cannot honour it. Remove it, or describe the tools in the messages.",
+        inert=([], "none"),
+    )
+
+
+_JSON_MODE = (
+    "'response_format' {type} is not supported: FastChat workers cannot constrain the output to "
+    "JSON or a schema. Use {{\"type\": \"text\"}} or leave it out."
+)
+
+
+class ResponseFormat(Unsupported):
+    """``response_format``: only ``{"type": "text"}`` can be honoured."""
+
+    def __init__(self) -> None:
+        super().__init__("", inert=({"type": "text"},))
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
+        self.reason = _JSON_MODE.format(type=repr(value.get("type")) if isinstance(value, dict) else "")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _content_part(part: Any) -> None:
@@ -194,10 +246,14 @@ class StreamOptions(Schema):
 
 
 class SamplingSchema(Schema):
-    """Fields every generation route shares, with FastChat's defaults (an explicit null too)."""
+    """Fields every generation route shares, with FastChat's defaults (an explicit null too).
+
+    Every field OpenAI or FastChat defines is declared: honoured, accepted as inert, or refused
+    with a reason; any other field is refused by name.
+    """
 
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     defaults: dict[str, Any] = {
         "temperature": 0.7,
@@ -220,7 +276,20 @@ class SamplingSchema(Schema):
     stream_options = fields.Nested(StreamOptions, allow_none=True)
     presence_penalty = fields.Float(allow_none=True)
     frequency_penalty = fields.Float(allow_none=True)
+    repetition_penalty = fields.Float(allow_none=True)
     user = fields.String(allow_none=True)
+    seed = Unsupported(
+        "'seed' is not supported: FastChat workers sample with a process-wide seed, so a "
+        "per-request seed cannot be honoured. Leave it out (or null)."
+    )
+    logit_bias = Unsupported(
+        "'logit_bias' is not supported by FastChat workers. Leave it out (or {}).", inert=({},)
+    )
+    metadata = Accepted(allow_none=True)
+    store = Unsupported("'store' is not supported: nothing is stored here.", inert=(False,))
+    service_tier = Unsupported(
+        "'service_tier' is not supported: this server has one tier.", inert=("auto", "default")
+    )
 
     @post_load
     def _fill_defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -236,17 +305,38 @@ class SamplingSchema(Schema):
 class ChatCompletionSchema(SamplingSchema):
     messages = Messages(required=True)
     max_completion_tokens = Int(allow_none=True)
+    tools = _no_tools("tools")
+    tool_choice = _no_tools("tool_choice")
+    functions = _no_tools("functions")
+    function_call = _no_tools("function_call")
+    parallel_tool_calls = Accepted(allow_none=True)
+    response_format = ResponseFormat()
+    logprobs = Unsupported(
+        "'logprobs' is not supported on chat: FastChat workers return log-probabilities only "
+        "for /v1/completions.", inert=(False,)
+    )
+    top_logprobs = Unsupported(
+        "'top_logprobs' is not supported: FastChat workers return no alternatives.", inert=(0,)
+    )
+    modalities = Unsupported(
+        "'modalities' can only be [\"text\"]: the workers produce text only.", inert=(["text"],)
+    )
+    audio = Unsupported("'audio' is not supported: only text output is supported.")
+    prediction = Unsupported("'prediction' is not supported by FastChat workers.")
+    reasoning_effort = Unsupported("'reasoning_effort' is not supported by FastChat workers.")
+    verbosity = Unsupported("'verbosity' is not supported by FastChat workers.")
+    web_search_options = Unsupported("'web_search_options' is not supported: no web search here.")
+    prompt_cache_key = Accepted(allow_none=True)
+    safety_identifier = Accepted(allow_none=True)
 
 
 CHAT_COMPLETION = ChatCompletionSchema()
 
 
 class APIChatCompletionSchema(ChatCompletionSchema):
-    """FastChat's ``/api/v1/chat/completions``: chat plus ``repetition_penalty``."""
+    """FastChat's ``/api/v1/chat/completions``: ``repetition_penalty`` always sent (1.0)."""
 
     defaults = ChatCompletionSchema.defaults | {"repetition_penalty": 1.0}
-
-    repetition_penalty = fields.Float(allow_none=True)
 
 
 class CompletionSchema(SamplingSchema):
@@ -265,7 +355,7 @@ class CompletionSchema(SamplingSchema):
 
 class EmbeddingsSchema(Schema):
     class Meta:
-        unknown = EXCLUDE
+        unknown = RAISE
 
     model = fields.String(allow_none=True)
     engine = fields.String(allow_none=True)

@@ -108,3 +108,58 @@ async def test_out_of_range_over_http_is_400_with_40302(client):
     body = await resp.json()
     assert body["code"] == 40302
     assert body["error"]["param"] == "temperature"
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
+        ({"seed": 7}, "seed"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"store": True}, "store"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+    ],
+)
+def test_parameters_workers_cannot_honour_are_refused_by_name(fields, param):
+    with pytest.raises(errors.APIError) as caught:
+        load_chat(**fields)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+    assert caught.value.code == "unsupported_parameter"
+    assert param in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [], "tool_choice": "none", "parallel_tool_calls": False},
+        {"response_format": {"type": "text"}},
+        {"seed": None, "logit_bias": {}, "logprobs": False, "top_logprobs": 0},
+        {"store": False, "metadata": {"a": "b"}, "service_tier": "auto", "user": "u-1"},
+        {"prompt_cache_key": "k", "safety_identifier": "s", "modalities": ["text"]},
+    ],
+)
+def test_values_that_ask_for_nothing_are_accepted(fields):
+    load_chat(**fields)
+
+
+def test_unknown_parameters_are_refused_by_name():
+    with pytest.raises(errors.APIError) as caught:
+        load_chat(frobnicate=1)
+    assert caught.value.message == "Unrecognized request argument supplied: frobnicate"
+    assert caught.value.param == "frobnicate"
+    assert caught.value.code == "unknown_parameter"
+
+
+async def test_repetition_penalty_is_forwarded_on_v1_chat(client, fake):
+    await client.post("/v1/chat/completions", json=CHAT | {"model": "fake-model", "repetition_penalty": 1.3})
+    await client.post("/v1/chat/completions", json=CHAT | {"model": "fake-model"})
+    first, second = fake.sent("/worker_generate")
+    assert first["repetition_penalty"] == 1.3
+    assert "repetition_penalty" not in second

@@ -41,4 +41,4 @@ async def token_check(request: web.Request) -> web.Response:
 @routes.post("/api/v1/chat/completions")
 async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     req = schemas.load(schemas.API_CHAT_COMPLETION, await schemas.read_json(request))
-    return await chat.answer(request, req, repetition_penalty=req["repetition_penalty"])
+    return await chat.answer(request, req)

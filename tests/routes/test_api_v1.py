@@ -56,11 +56,6 @@ async def test_api_chat_streams_like_chat(client, fake):
     assert fake.sent("/worker_generate_stream")[0]["repetition_penalty"] == 1.1
 
 
-async def test_plain_chat_sends_no_repetition_penalty(client, fake):
-    await client.post("/v1/chat/completions", json=CHAT | {"repetition_penalty": 1.3})
-    assert "repetition_penalty" not in fake.sent("/worker_generate")[0]
-
-
 async def test_api_v1_routes_need_a_key_when_protected(make_client, fake):
     keyed = await make_client(auth={"api_keys": ["sk-one"]})
     for path, body in (("/api/v1/chat/completions", CHAT), ("/api/v1/token_check", {"prompts": []})):
