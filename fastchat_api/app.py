@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
+from .metrics import metrics_middleware
 from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
 from .typedefs import config_key, keys_key, upstream_key
@@ -30,7 +31,7 @@ def create_app(config: Config) -> web.Application:
     """A ready application: middlewares, routes with CORS, and the upstream session."""
     app = web.Application(
         client_max_size=config.server.client_max_size,
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware, auth_middleware],
     )
     app[config_key] = config
     app[keys_key] = KeyStore(config.auth)

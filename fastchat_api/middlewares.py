@@ -100,7 +100,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return json_response(error.body(), status=error.status, headers=error.headers)
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
@@ -117,7 +117,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     keys = request.app[keys_key]
     if not keys.enabled or request.method == "OPTIONS" or not request.path.startswith(keys.prefixes):
         return await handler(request)
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         raise errors.APIError(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
-from . import errors
+from . import errors, metrics
 from .jsonutil import dumps
 from .typedefs import stream_key
 
@@ -37,10 +37,14 @@ def event(obj: Any) -> bytes:
 
 
 async def open_stream(request: web.Request) -> web.StreamResponse:
-    """Send the 200 and SSE headers; never compressed, which would hold events back."""
+    """Send the 200 and SSE headers; never compressed, which would hold events back.
+
+    Called once the first frames are in, so this is the stream's time to first token.
+    """
     response = web.StreamResponse(headers=SSE_HEADERS)
     request[stream_key] = response
     await response.prepare(request)
+    metrics.first_token(request)
     return response
 
 

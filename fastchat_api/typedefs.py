@@ -18,3 +18,8 @@ keys_key: web.AppKey["KeyStore"] = web.AppKey("keys_key")
 request_id_key = web.RequestKey("request_id_key", str)
 api_key_id_key = web.RequestKey("api_key_id_key", str)
 stream_key = web.RequestKey("stream_key", web.StreamResponse)
+# Per-request facts for metrics and the access log, set by handlers (see metrics.py).
+model_key = web.RequestKey("model_key", str)
+usage_key = web.RequestKey("usage_key", dict)
+started_key = web.RequestKey("started_key", float)
+first_token_key = web.RequestKey("first_token_key", float)

@@ -15,12 +15,23 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
-from . import errors
+from . import errors, metrics
 from .config import Config, UpstreamConfig
 from .conversation import Template
 from .jsonutil import JSONDecodeError, dumps, loads
 
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "fastchat_api"}
+
+
+def _worker_of(url: str) -> str:
+    """The worker address of one of its routes' URLs."""
+    return url.rpartition("/")[0]
+
+
+def _bad_response(url: str, message: str) -> errors.APIError:
+    """A 502 for a worker answer that cannot be used, counted against that worker."""
+    metrics.upstream_error(_worker_of(url), "bad_response")
+    return errors.upstream_failed(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,17 @@ class Upstream:
         self._multimodal_expire = 0.0
         self._multimodal_lock = asyncio.Lock()
         self._facts: dict[tuple[str, str], WorkerFacts] = {}
+        self._outage_grace = config.controller.outage_grace
+        self._router = Router(
+            self._ask_controller,
+            ttl=config.controller.worker_address_ttl,
+            refresh_interval=config.controller.refresh_interval,
+            outage_grace=config.controller.outage_grace,
+        )
+
+    async def close(self) -> None:
+        """Stop background work (routing refreshes) before the session closes."""
+        await self._router.close()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -100,12 +122,14 @@ class Upstream:
         if status == 404 and not_found is not None:
             raise not_found
         if status != 200:
+            metrics.upstream_error(worker, "http_status")
             if worker:
                 self.forget(worker)
             raise errors.upstream_failed(f"{what} at {url} answered HTTP {status} {reason}")
         try:
             return loads(body)
         except JSONDecodeError:
+            metrics.upstream_error(worker, "bad_response")
             raise errors.upstream_failed(f"{what} at {url} answered with invalid JSON") from None
 
     def _failure(self, exc: BaseException, what: str, url: str, worker: str | None) -> BaseException:
@@ -115,18 +139,22 @@ class Upstream:
         if worker:
             self.forget(worker)
         if isinstance(exc, TimeoutError):
+            metrics.upstream_error(worker, "timeout")
             return errors.upstream_timeout(f"{what} at {url} did not answer in time")
         if isinstance(exc, aiohttp.ClientError):
+            metrics.upstream_error(worker, "connection")
             detail = type(exc).__name__
             if worker is None:
-                return errors.upstream_unavailable(
+                return errors.controller_unreachable(
                     f"The controller at {self._controller} cannot be reached ({detail})"
                 )
             return errors.upstream_failed(f"{what} at {url} failed ({detail})")
         return exc
 
     def forget(self, worker: str) -> None:
-        """Drop what we know of a worker that failed, so the next request asks it again."""
+        """Drop what we know of a worker that failed: no request is routed to it until the
+        controller names it again, and its facts are asked afresh."""
+        self._router.drop(worker)
         for key in [key for key in self._facts if key[0] == worker]:
             del self._facts[key]
 
@@ -235,9 +263,7 @@ class Upstream:
         answer = self._checked(answer, url)
         vectors = answer.get("embedding")
         if not isinstance(vectors, list) or len(vectors) != len(inputs):
-            raise errors.upstream_failed(
-                f"The worker at {url} did not send one embedding per input"
-            )
+            raise _bad_response(url, f"The worker at {url} did not send one embedding per input")
         return answer
 
     async def generate(self, worker: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +276,7 @@ class Upstream:
         except Exception as exc:
             raise self._failure(exc, "The worker", url, worker) from exc
         if status != 200:
+            metrics.upstream_error(worker, "http_status")
             self.forget(worker)
             raise errors.upstream_failed(f"The worker at {url} answered HTTP {status} {reason}")
         return self._decode(body, url)
@@ -262,6 +289,7 @@ class Upstream:
         try:
             async with self._session.post(url, data=dumps(params), headers=_JSON_HEADERS) as resp:
                 if resp.status != 200:
+                    metrics.upstream_error(worker, "http_status")
                     self.forget(worker)
                     raise errors.upstream_failed(
                         f"The worker at {url} answered HTTP {resp.status} {resp.reason}"
@@ -282,7 +310,7 @@ class Upstream:
                 if frame:
                     yield self._decode(frame, url)
             if len(pending) > self._max_frame:
-                raise errors.upstream_failed(f"The worker at {url} sent a frame over the size limit")
+                raise _bad_response(url, f"The worker at {url} sent a frame over the size limit")
         if pending.strip():
             yield self._decode(pending, url)
 
@@ -292,7 +320,7 @@ class Upstream:
         try:
             result = loads(frame)
         except JSONDecodeError:
-            raise errors.upstream_failed(f"The worker at {url} sent something that is not JSON") from None
+            raise _bad_response(url, f"The worker at {url} sent something that is not JSON") from None
         return cls._checked(result, url)
 
     @staticmethod
@@ -302,7 +330,8 @@ class Upstream:
         if code:
             text = str(result.get("text") or "The worker failed without a message")
             status = 503 if code == errors.ErrorCode.CUDA_OUT_OF_MEMORY else 502
+            metrics.upstream_error(_worker_of(url), "worker_error")
             raise errors.APIError(text, status=status, code="worker_error", fastchat_code=code)
         if not isinstance(result, dict):
-            raise errors.upstream_failed(f"The worker at {url} sent JSON that is not an object")
+            raise _bad_response(url, f"The worker at {url} sent JSON that is not an object")
         return result

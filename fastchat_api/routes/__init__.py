@@ -6,9 +6,11 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..config import CorsConfig
-from . import api_v1, chat, completions, embeddings, models
+from . import api_v1, chat, completions, embeddings, metrics, models
 
-ROUTE_TABLES = (models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes)
+ROUTE_TABLES = (
+    models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes, metrics.routes,
+)
 
 
 def _option(values: tuple[str, ...]) -> str | tuple[str, ...]:

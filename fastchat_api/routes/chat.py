@@ -9,11 +9,11 @@ from typing import Any
 import shortuuid
 from aiohttp import web
 
-from .. import generation, schemas
+from .. import generation, metrics, schemas
 from ..generation import Job
 from ..jsonutil import json_response
 from ..streaming import DONE, event, first_frames, open_stream, relay
-from ..typedefs import upstream_key
+from ..typedefs import model_key, upstream_key
 from ..upstream import Upstream
 
 routes = web.RouteTableDef()
@@ -27,14 +27,15 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
 
 async def answer(request: web.Request, req: dict[str, Any], **extra: Any) -> web.StreamResponse:
     """The chat pipeline for a validated request; ``extra`` goes into the worker's gen_params."""
+    request[model_key] = req["model"]
     upstream = request.app[upstream_key]
     job = await generation.plan_chat(upstream, req, **extra)
     if req["stream"]:
         return await _stream(request, upstream, req, job)
-    return await _complete(upstream, req, job)
+    return await _complete(request, upstream, req, job)
 
 
-async def _complete(upstream: Upstream, req: dict[str, Any], job: Job) -> web.Response:
+async def _complete(request: web.Request, upstream: Upstream, req: dict[str, Any], job: Job) -> web.Response:
     """All ``n`` choices generated concurrently, answered as one ``chat.completion``."""
     results = await generation.gather_or_cancel(
         upstream.generate(job.worker, job.params) for _ in range(req["n"])
@@ -48,6 +49,8 @@ async def _complete(upstream: Upstream, req: dict[str, Any], job: Job) -> web.Re
         }
         for index, result in enumerate(results)
     ]
+    usage = generation.usage(job.prompt_tokens, results)
+    metrics.record_usage(request, usage)
     return json_response({
         "id": f"chatcmpl-{shortuuid.random()}",
         "object": "chat.completion",
@@ -55,7 +58,7 @@ async def _complete(upstream: Upstream, req: dict[str, Any], job: Job) -> web.Re
         "model": req["model"],
         "system_fingerprint": generation.SYSTEM_FINGERPRINT,
         "choices": choices,
-        "usage": generation.usage(job.prompt_tokens, results),
+        "usage": usage,
     })
 
 
@@ -86,8 +89,9 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
     response = await open_stream(request)
     await response.write(b"".join(chunk(i, {"role": "assistant", "content": ""}) for i in range(n)))
     lasts = await relay(response, streams, content)
+    totals = generation.usage(job.prompt_tokens, lasts)
+    metrics.record_usage(request, totals)
     if include_usage:
-        totals = generation.usage(job.prompt_tokens, lasts)
         await response.write(event(head | {"choices": [], "usage": totals}))
     await response.write(DONE)
     return response

@@ -1,0 +1,157 @@
+"""Prometheus metrics: what the gateway serves, how fast, how many tokens, what fails upstream.
+
+Under gunicorn every worker process counts on its own. With ``PROMETHEUS_MULTIPROC_DIR`` set
+before this module is imported (``config/gunicorn.conf.py`` sets it), prometheus_client keeps
+the counts in files there and a scrape of any process adds up those of all of them; otherwise
+the default registry (with the process and GC collectors) is scraped.
+
+A request costs the middleware two clock reads, a gauge up and down, and two label children
+found in a dict: children are made once per label set, never per request.
+
+Routes feed it through three calls, each taking the request so that the access log sees the
+same facts: set ``request[model_key]`` once the body is validated, call :func:`record_usage`
+with the usage the answer reports (streams too, even when the client did not ask for it),
+and :func:`first_token` when a stream's first token arrives (``streaming.open_stream`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .typedefs import first_token_key, model_key, started_key, usage_key
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Model names come from clients: past this many per process, unknown ones count as "other".
+MAX_MODELS = 64
+OTHER = "other"
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+REQUESTS = Counter("fastchat_api_requests", "HTTP requests answered, by route, model and status",
+                   ["route", "model", "status"])
+LATENCY = Histogram("fastchat_api_request_duration_seconds",
+                    "Time from the request to the end of its response (a whole stream)",
+                    ["route", "model"], buckets=_LATENCY_BUCKETS)
+TIME_TO_FIRST_TOKEN = Histogram("fastchat_api_time_to_first_token_seconds",
+                                "Time from the request to the first token of a stream",
+                                ["model"], buckets=_TTFT_BUCKETS)
+PROMPT_TOKENS = Counter("fastchat_api_prompt_tokens", "Prompt (input) tokens, by model", ["model"])
+COMPLETION_TOKENS = Counter("fastchat_api_completion_tokens", "Generated (output) tokens, by model",
+                            ["model"])
+IN_FLIGHT = Gauge("fastchat_api_requests_in_flight", "Requests being answered",
+                  multiprocess_mode="livesum")
+STREAMS = Gauge("fastchat_api_streams_in_flight", "Streams being sent", multiprocess_mode="livesum")
+UPSTREAM_ERRORS = Counter("fastchat_api_upstream_errors",
+                          "Failed calls to the controller or a worker, by worker and kind "
+                          "(timeout, connection, http_status, bad_response, worker_error)",
+                          ["worker", "kind"])
+RETRIES = Counter("fastchat_api_retries", "Requests sent again after an upstream failure, by the "
+                  "worker that failed", ["worker"])
+
+
+class _Children(dict):
+    """Label children by label values, each made on first use (``labels()`` takes a lock)."""
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, values: tuple[Any, ...]) -> Any:
+        child = self[values] = self.metric.labels(*values)
+        return child
+
+
+_requests = _Children(REQUESTS)
+_latency = _Children(LATENCY)
+_ttft = _Children(TIME_TO_FIRST_TOKEN)
+_prompt_tokens = _Children(PROMPT_TOKENS)
+_completion_tokens = _Children(COMPLETION_TOKENS)
+_models: set[str] = set()
+
+
+def _model(request: web.Request) -> str:
+    """The request's model as a label: bounded, since any client can send any name."""
+    name = request.get(model_key)
+    if name is None:
+        return ""
+    if name not in _models:
+        if len(_models) >= MAX_MODELS:
+            return OTHER
+        _models.add(name)
+    return name
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern (``/v1/models/{model}``), never the raw path; "other" if none matched."""
+    resource = request.match_info.route.resource
+    return OTHER if resource is None else resource.canonical
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Outermost, so that errors already turned into responses are counted with their status."""
+    request[started_key] = started = time.perf_counter()
+    IN_FLIGHT.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects, which the error middleware lets through
+        status = exc.status
+        raise
+    except asyncio.CancelledError:  # the client went away
+        status = 499
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        if first_token_key in request:
+            STREAMS.dec()
+        route, model = _route(request), _model(request)
+        _requests[route, model, status].inc()
+        _latency[route, model].observe(time.perf_counter() - started)
+
+
+def first_token(request: web.Request) -> None:
+    """A stream's first token reached the gateway: its latency, and one more stream in flight."""
+    request[first_token_key] = elapsed = time.perf_counter() - request[started_key]
+    _ttft[(_model(request),)].observe(elapsed)
+    STREAMS.inc()
+
+
+def record_usage(request: web.Request, usage: Mapping[str, int]) -> None:
+    """An answer's token usage: counted by model, and kept on the request for the access log."""
+    request[usage_key] = usage
+    model = (_model(request),)
+    _prompt_tokens[model].inc(usage.get("prompt_tokens", 0))
+    _completion_tokens[model].inc(usage.get("completion_tokens", 0))
+
+
+def upstream_error(worker: str | None, kind: str) -> None:
+    """A failed call to a worker (its address) or, with None, to the controller."""
+    UPSTREAM_ERRORS.labels(worker or "controller", kind).inc()
+
+
+def retry(worker: str) -> None:
+    """A request is sent again because ``worker`` failed; for whoever implements retries."""
+    RETRIES.labels(worker).inc()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: every process's counts under gunicorn, else this process's."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

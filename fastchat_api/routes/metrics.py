@@ -1,0 +1,40 @@
+"""``GET /metrics``: Prometheus' text format, behind its own bearer token when one is set.
+
+The API keys do not open it (a client of the API has no business reading everyone's traffic),
+and the token does not open the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .. import errors, metrics
+from ..middlewares import bearer_token
+from ..typedefs import config_key
+
+routes = web.RouteTableDef()
+
+
+def _check_token(request: web.Request) -> None:
+    expected = request.app[config_key].metrics.token
+    if expected is None:
+        return
+    given = bearer_token(request) or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise errors.APIError(
+            "GET /metrics needs the metrics token: 'Authorization: Bearer <metrics.token>'.",
+            status=401, code="invalid_metrics_token",
+            fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
+        )
+
+
+@routes.get("/metrics")
+async def scrape(request: web.Request) -> web.Response:
+    """Prometheus metrics of every gateway process (read from files under gunicorn, off the loop)."""
+    _check_token(request)
+    body = await asyncio.to_thread(metrics.exposition)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,144 @@
+"""``GET /metrics``: counters and histograms move as requests flow through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from fastchat_api import metrics
+
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+ROUTE = "/v1/chat/completions"
+
+
+async def scrape(client, **headers: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a scrape by name and labels."""
+    resp = await client.get("/metrics", headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type == "text/plain"
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(await resp.text())
+        for sample in family.samples
+    }
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def delta(before, after, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+async def test_a_chat_counts_request_latency_and_tokens(client):
+    before = await scrape(client)
+    resp = await client.post(ROUTE, json=CHAT)
+    assert resp.status == 200
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_requests_total",
+                 route=ROUTE, model="fake-model", status="200") == 1
+    assert delta(before, after, "fastchat_api_request_duration_seconds_count",
+                 route=ROUTE, model="fake-model") == 1
+    assert delta(before, after, "fastchat_api_prompt_tokens_total", model="fake-model") == 10
+    assert delta(before, after, "fastchat_api_completion_tokens_total", model="fake-model") == 4
+    assert delta(before, after, "fastchat_api_requests_total",
+                 route="/metrics", model="", status="200") == 1
+
+
+async def test_a_stream_counts_first_token_and_tokens_without_include_usage(client):
+    before = await scrape(client)
+    resp = await client.post(ROUTE, json=CHAT | {"stream": True})
+    await resp.read()
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_time_to_first_token_seconds_count", model="fake-model") == 1
+    assert delta(before, after, "fastchat_api_completion_tokens_total", model="fake-model") == 4
+    assert delta(before, after, "fastchat_api_requests_total",
+                 route=ROUTE, model="fake-model", status="200") == 1
+    assert value(after, "fastchat_api_streams_in_flight") == value(before, "fastchat_api_streams_in_flight")
+
+
+async def test_in_flight_requests_and_streams_while_a_stream_runs(client, fake):
+    fake.delay = 0.1
+    before = await scrape(client)
+    resp = await client.post(ROUTE, json=CHAT | {"stream": True})
+    await resp.content.readline()  # the stream is open
+    during = await scrape(client)
+    await resp.read()
+    assert delta(before, during, "fastchat_api_streams_in_flight") == 1
+    assert delta(before, during, "fastchat_api_requests_in_flight") == 1  # the stream, beside the scrape
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_streams_in_flight") == 0
+    assert delta(before, after, "fastchat_api_requests_in_flight") == 0
+
+
+async def test_errors_count_with_their_status_and_upstream_failures_by_worker(client, fake):
+    before = await scrape(client)
+    fake.generate_status = 500
+    assert (await client.post(ROUTE, json=CHAT)).status == 502
+    assert (await client.get("/v2/nothing")).status == 404
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_requests_total",
+                 route=ROUTE, model="fake-model", status="502") == 1
+    assert delta(before, after, "fastchat_api_requests_total", route="other", model="", status="404") == 1
+    assert delta(before, after, "fastchat_api_upstream_errors_total",
+                 worker=fake.address, kind="http_status") == 1
+
+
+async def test_unreachable_controller_counts_as_a_connection_error(make_client):
+    client = await make_client(controller={"address": "http://127.0.0.1:9"})
+    before = await scrape(client)
+    assert (await client.get("/v1/models")).status == 503
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_upstream_errors_total",
+                 worker="controller", kind="connection") == 1
+
+
+async def test_model_labels_are_bounded(client, monkeypatch):
+    monkeypatch.setattr(metrics, "MAX_MODELS", len(metrics._models))
+    before = await scrape(client)
+    await client.post(ROUTE, json=CHAT | {"model": "no-such-model-a"})
+    await client.post(ROUTE, json=CHAT | {"model": "no-such-model-b"})
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_requests_total", route=ROUTE, model="other", status="404") == 2
+
+
+def test_retries_counter_is_there_for_whoever_retries():
+    def count() -> float:
+        return REGISTRY.get_sample_value("fastchat_api_retries_total", {"worker": "http://w:1"}) or 0
+    before = count()
+    metrics.retry("http://w:1")
+    assert count() == before + 1
+
+
+async def test_metrics_token_is_separate_from_api_keys(make_client):
+    client = await make_client(auth={"api_keys": ["sk-api"]}, metrics={"token": "scrape-me"})
+    for headers in ({}, {"Authorization": "Bearer sk-api"}):
+        resp = await client.get("/metrics", headers=headers)
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "invalid_metrics_token"
+    await scrape(client, Authorization="Bearer scrape-me")
+    resp = await client.get("/v1/models", headers={"Authorization": "Bearer scrape-me"})
+    assert resp.status == 401
+
+
+async def test_metrics_are_open_without_a_token_even_when_keys_are_set(make_client):
+    client = await make_client(auth={"api_keys": ["sk-api"]})
+    await scrape(client)
+
+
+async def test_cancelled_stream_counts_as_499(client, fake):
+    fake.delay = 0.2
+    before = await scrape(client)
+    resp = await client.post(ROUTE, json=CHAT | {"stream": True})
+    await resp.content.readline()
+    resp.close()
+    for _ in range(50):
+        after = await scrape(client)
+        if delta(before, after, "fastchat_api_requests_total", route=ROUTE, model="fake-model", status="499"):
+            break
+        await asyncio.sleep(0.05)
+    assert delta(before, after, "fastchat_api_requests_total", route=ROUTE, model="fake-model", status="499") == 1
+    assert delta(before, after, "fastchat_api_streams_in_flight") == 0
