@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from . import accesslog
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
 from .metrics import metrics_middleware
@@ -43,10 +44,11 @@ def create_app(config: Config) -> web.Application:
 
 
 def setup_logging(config: Config) -> None:
-    """Log lines as FastChat's: time, level, logger, message."""
+    """Log lines as FastChat's: time, level, logger, message; access lines bare beside them."""
     logging.basicConfig(
         level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
     )
+    accesslog.setup_access_log()
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def runner_options(config: Config) -> dict[str, Any]:
         "handler_cancellation": True,
         "shutdown_timeout": config.server.shutdown_timeout,
         "keepalive_timeout": config.server.keepalive_timeout,
+        **accesslog.runner_options(config.logging.access_format),
     }
 
 

@@ -1,0 +1,104 @@
+"""The access log: one structured line per request, as JSON or logfmt, for log pipelines.
+
+aiohttp calls the logger once a response is over (a stream when its last event is written).
+Lines carry what handlers and middlewares put on the request: its id, the key's identity
+(never the key), the model and the tokens, beside status and duration. Fields without a value
+are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .jsonutil import dumps
+from .typedefs import api_key_id_key, first_token_key, model_key, request_id_key, usage_key
+
+logger = logging.getLogger("fastchat_api.access")
+
+_LOGFMT_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+,")
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    if text and all(char in _LOGFMT_PLAIN for char in text):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def logfmt(fields: dict[str, Any]) -> str:
+    """``key=value`` pairs, values quoted when they hold anything but plain characters."""
+    return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+
+
+def json_line(fields: dict[str, Any]) -> str:
+    return dumps(fields).decode()
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"json": json_line, "logfmt": logfmt}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+class StructuredAccessLogger(AbstractAccessLogger):
+    """aiohttp's access logger, with ``access_log_format`` naming the line format."""
+
+    __slots__ = ("_render", "_pid")
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._render = RENDERERS[log_format]
+        self._pid = os.getpid()  # built in the serving process, after gunicorn's fork
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        usage = request.get(usage_key) or {}
+        fields = {
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "pid": self._pid,
+            "request_id": request.get(request_id_key),
+            "remote": request.remote,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": _ms(time),
+            "ttft_ms": _ms(request.get(first_token_key)),
+            "key": request.get(api_key_id_key),
+            "model": request.get(model_key),
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            "user_agent": request.headers.get("User-Agent"),
+        }
+        self.logger.info(self._render({k: v for k, v in fields.items() if v is not None}))
+
+
+def setup_access_log() -> None:
+    """Access lines go to stderr bare (no prefix, so each is one JSON document or logfmt
+    record), whatever level the other logs are at."""
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def runner_options(access_format: str) -> dict[str, Any]:
+    """The ``AppRunner`` arguments that turn the access log on in a format, or off."""
+    if access_format == "off":
+        return {"access_log": None}
+    return {"access_log_class": StructuredAccessLogger, "access_log": logger,
+            "access_log_format": access_format}
