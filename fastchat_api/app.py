@@ -24,8 +24,9 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled ``ClientSession`` for the whole process, closed on shutdown."""
     config = app[config_key]
     async with create_session(config.upstream) as session:
-        app[upstream_key] = Upstream(session, config)
+        upstream = app[upstream_key] = Upstream(session, config)
         yield
+        await upstream.close()
 
 
 def create_app(config: Config) -> web.Application:

@@ -49,6 +49,9 @@ class ServerConfig:
 class ControllerConfig:
     address: str = "http://localhost:21001"
     model_list_ttl: float = 1.0
+    worker_address_ttl: float = 2.0
+    refresh_interval: float = 0.5
+    outage_grace: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class UpstreamConfig:
     max_connections: int = 1000
     keepalive_timeout: float = 15.0
     worker_facts_ttl: float = 60.0
+    skip_token_count: bool = True
     max_frame_size: int = 16 * 1024 * 1024
     embedding_batch_size: int = field(default_factory=_embedding_batch_size)
 
@@ -139,6 +143,9 @@ class ControllerSchema(_Section):
     target = ControllerConfig
     address = fields.Url(require_tld=False, schemes={"http", "https"})
     model_list_ttl = fields.Float(validate=validate.Range(min=0))
+    worker_address_ttl = fields.Float(validate=validate.Range(min=0))
+    refresh_interval = fields.Float(validate=validate.Range(min=0))
+    outage_grace = fields.Float(validate=validate.Range(min=0))
 
 
 class UpstreamSchema(_Section):
@@ -148,6 +155,7 @@ class UpstreamSchema(_Section):
     max_connections = fields.Integer(strict=True, validate=validate.Range(min=0))
     keepalive_timeout = fields.Float(validate=_POSITIVE)
     worker_facts_ttl = fields.Float(validate=validate.Range(min=0))
+    skip_token_count = fields.Boolean()
     max_frame_size = fields.Integer(strict=True, validate=_POSITIVE)
     embedding_batch_size = fields.Integer(strict=True, validate=_POSITIVE)
 

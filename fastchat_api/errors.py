@@ -127,6 +127,17 @@ def upstream_unavailable(message: str, retry_after: int = 1) -> APIError:
     )
 
 
+def controller_unreachable(message: str, retry_after: int = 5) -> APIError:
+    """A 503 when the controller cannot be reached and nothing cached can stand in."""
+    return APIError(
+        message,
+        status=503,
+        code="controller_unreachable",
+        fastchat_code=ErrorCode.CONTROLLER_NO_WORKER,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def upstream_failed(message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR) -> APIError:
     """A 502 when a worker answered with an error or broke the protocol."""
     return APIError(message, status=502, code="upstream_error", fastchat_code=fastchat_code)

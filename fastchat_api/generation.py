@@ -56,6 +56,32 @@ def merge_stop(*stops: str | Sequence[str] | None) -> list[str]:
     return list(merged)
 
 
+# Special tokens a tokenizer may add around a prompt (BOS, a SentencePiece prefix, ChatGLM's
+# [gMASK]/sop, ...); every tokenizer FastChat serves yields at most one token per UTF-8 byte.
+TOKEN_MARGIN = 16
+
+
+def provably_fits(text: str, requested: int | None, context_length: int) -> bool:
+    """True when the prompt cannot crowd out ``requested`` new tokens, whatever the tokenizer,
+    so the worker need not be asked to count it (the answer would be ``requested``)."""
+    if not requested or requested <= 0:
+        return False
+    return len(text) * 4 + TOKEN_MARGIN + requested <= context_length or (
+        len(text.encode()) + TOKEN_MARGIN + requested <= context_length
+    )
+
+
+async def prompt_room(
+    upstream: Upstream, worker: str, model: str, text: str, requested: int | None,
+    context_length: int, param: str,
+) -> tuple[int | None, int]:
+    """``(prompt tokens or None when not counted, max new tokens)`` by FastChat's length rule."""
+    if upstream.skip_token_count and provably_fits(text, requested, context_length):
+        return None, requested  # type: ignore[return-value]
+    count = await upstream.count_tokens(worker, model, text)
+    return count, context_room(requested, context_length, count, param)
+
+
 def context_room(requested: int | None, context_length: int, prompt_tokens: int, param: str) -> int:
     """FastChat's ``check_length``: clamp to the room left, 400 (40303) when there is none."""
     wanted = requested if requested and requested > 0 else NO_LIMIT
@@ -75,7 +101,7 @@ class Job:
 
     worker: str
     params: dict[str, Any]
-    prompt_tokens: int
+    prompt_tokens: int | None  # None when the length rule needed no count
 
 
 def gen_params(
@@ -144,9 +170,10 @@ async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Jo
     worker, facts = await _target(upstream, req)
     await check_images(upstream, req)
     prompt = facts.template.render(req["messages"])
-    prompt_tokens = await upstream.count_tokens(worker, model, prompt.text)
     requested = req.get("max_completion_tokens") or req.get("max_tokens")
-    max_new = context_room(requested, facts.context_length, prompt_tokens, "messages")
+    prompt_tokens, max_new = await prompt_room(
+        upstream, worker, model, prompt.text, requested, facts.context_length, "messages"
+    )
     template = facts.template
     stop = merge_stop(req.get("stop"), template.stop_str)
     params = gen_params(req, prompt, max_new, stop, template.stop_token_ids, **extra)
@@ -159,10 +186,12 @@ async def plan_completion(upstream: Upstream, req: dict[str, Any]) -> list[Job]:
     model = req["model"]
     worker, facts = await _target(upstream, req)
     prompts = req["prompt"]
-    counts = await gather_or_cancel(upstream.count_tokens(worker, model, text) for text in prompts)
-    max_new = min(
-        context_room(req["max_tokens"], facts.context_length, count, "prompt") for count in counts
+    rooms = await gather_or_cancel(
+        prompt_room(upstream, worker, model, text, req["max_tokens"], facts.context_length, "prompt")
+        for text in prompts
     )
+    counts = [count for count, _ in rooms]
+    max_new = min(room for _, room in rooms)
     template = facts.template
     stop = merge_stop(req.get("stop"), template.stop_str)
     extra: dict[str, Any] = {"logprobs": req.get("logprobs"), "echo": req["echo"]}
@@ -182,13 +211,13 @@ def finish_reason(result: dict[str, Any]) -> str:
     return reason if reason in FINISH_REASONS else "stop"
 
 
-def usage(prompt_tokens: int, results: Sequence[dict[str, Any]]) -> dict[str, int]:
+def usage(prompt_tokens: int | None, results: Sequence[dict[str, Any]]) -> dict[str, int]:
     """OpenAI's usage: the prompt counted once, completion tokens summed over choices.
 
     The worker's own prompt count wins over ours: it is what the model actually read.
     """
     counts = [r.get("usage") or {} for r in results]
-    prompt = int(next((c["prompt_tokens"] for c in counts if c.get("prompt_tokens")), prompt_tokens))
+    prompt = int(next((c["prompt_tokens"] for c in counts if c.get("prompt_tokens")), prompt_tokens or 0))
     completion = sum(int(c.get("completion_tokens") or 0) for c in counts)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 

@@ -18,6 +18,7 @@ import aiohttp
 from . import errors, metrics
 from .config import Config, UpstreamConfig
 from .conversation import Template
+from .routing import Router
 from .jsonutil import JSONDecodeError, dumps, loads
 
 _JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "fastchat_api"}
@@ -81,12 +82,14 @@ class Upstream:
         )
         self._models: list[str] = []
         self._models_expire = 0.0
+        self._models_fetched = 0.0
         self._models_lock = asyncio.Lock()
         self._multimodal: frozenset[str] = frozenset()
         self._multimodal_expire = 0.0
         self._multimodal_lock = asyncio.Lock()
         self._facts: dict[tuple[str, str], WorkerFacts] = {}
         self._outage_grace = config.controller.outage_grace
+        self.skip_token_count = config.upstream.skip_token_count
         self._router = Router(
             self._ask_controller,
             ttl=config.controller.worker_address_ttl,
@@ -172,12 +175,23 @@ class Upstream:
         async with self._models_lock:
             if time.monotonic() < self._models_expire:
                 return self._models
-            if poll_workers:
-                await self._call(f"{self._controller}/refresh_all_workers", None, "The controller")
-            answer = await self._call(f"{self._controller}/list_models", None, "The controller")
+            try:
+                if poll_workers:
+                    await self._call(f"{self._controller}/refresh_all_workers", None, "The controller")
+                answer = await self._call(f"{self._controller}/list_models", None, "The controller")
+            except errors.APIError as exc:
+                if exc.code != "controller_unreachable" or not self._models_stale_ok():
+                    raise
+                self._models_expire = time.monotonic() + self._model_ttl
+                return self._models
             self._models = sorted(answer.get("models") or [])
-            self._models_expire = time.monotonic() + self._model_ttl
+            self._models_fetched = time.monotonic()
+            self._models_expire = self._models_fetched + self._model_ttl
             return self._models
+
+    def _models_stale_ok(self) -> bool:
+        """During a controller outage the last list stays good for ``outage_grace`` seconds."""
+        return bool(self._models) and time.monotonic() - self._models_fetched < self._outage_grace
 
     async def multimodal_models(self) -> frozenset[str]:
         """Model names served by workers registered with ``multimodal: true``; cached like
@@ -208,7 +222,11 @@ class Upstream:
             raise errors.model_not_found(f"Only {'&&'.join(models)} allowed now, your model {model}")
 
     async def worker_address(self, model: str) -> str:
-        """The worker the controller picks for this request (its load balancing is kept)."""
+        """A worker for this request: one the controller named recently (see ``routing``)."""
+        return await self._router.pick(model)
+
+    async def _ask_controller(self, model: str) -> str:
+        """The worker the controller's dispatch picks now."""
         answer = await self._call(
             f"{self._controller}/get_worker_address", {"model": model}, "The controller"
         )

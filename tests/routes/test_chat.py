@@ -156,3 +156,20 @@ async def test_no_worker_is_a_503_with_retry_after(client, fake):
     assert resp.status == 503
     assert resp.headers["Retry-After"]
     assert "No available worker for fake-model" in (await resp.json())["error"]["message"]
+
+
+async def test_no_count_round_trip_when_the_prompt_provably_fits(client, fake):
+    await client.post("/v1/chat/completions", json=CHAT | {"max_tokens": 20})
+    assert fake.sent("/count_token") == []
+    assert fake.sent("/worker_generate")[0]["max_new_tokens"] == 20
+    await client.post("/v1/chat/completions", json=CHAT)  # "all the room left" needs the count
+    assert len(fake.sent("/count_token")) == 1
+
+
+async def test_steady_state_makes_no_control_plane_calls(client, fake):
+    for _ in range(3):
+        assert (await client.post("/v1/chat/completions", json=CHAT | {"max_tokens": 5})).status == 200
+    paths = [path for path, _ in fake.requests]
+    assert paths.count("/get_worker_address") == 1
+    assert paths.count("/worker_get_conv_template") == 1
+    assert paths.count("/worker_generate") == 3

@@ -62,7 +62,14 @@ async def test_list_prompts_times_n_index_prompt_major(client, fake):
     assert len(fake.sent("/worker_generate")) == 4
 
 
-async def test_smallest_room_is_shared_by_all_prompts(client, fake):
+@pytest.fixture
+async def counting(make_client):
+    """A gateway that always asks the worker to count (the stand-in's counts are arbitrary)."""
+    return await make_client(upstream={"skip_token_count": False})
+
+
+async def test_smallest_room_is_shared_by_all_prompts(counting, fake):
+    client = counting
     fake.context_length = 100
     fake.token_counts = {"short": 10, "long": 90}
     await post(client, prompt=["short", "long"], max_tokens=50)
@@ -70,7 +77,8 @@ async def test_smallest_room_is_shared_by_all_prompts(client, fake):
     assert sorted(b["prompt"] for b in fake.sent("/count_token")) == ["long", "short"]
 
 
-async def test_any_prompt_over_the_context_is_a_40303(client, fake):
+async def test_any_prompt_over_the_context_is_a_40303(counting, fake):
+    client = counting
     fake.context_length = 100
     fake.token_counts = {"long": 100}
     resp = await post(client, prompt=["short", "long"])
