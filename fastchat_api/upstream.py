@@ -193,6 +193,12 @@ class Upstream:
         """During a controller outage the last list stays good for ``outage_grace`` seconds."""
         return bool(self._models) and time.monotonic() - self._models_fetched < self._outage_grace
 
+    async def controller_models(self) -> list[str]:
+        """The controller's model list asked now, past the cache and the outage grace: what
+        ``/ready`` reports, so that an orchestrator sees a controller outage at once."""
+        answer = await self._call(f"{self._controller}/list_models", None, "The controller")
+        return sorted(answer.get("models") or [])
+
     async def multimodal_models(self) -> frozenset[str]:
         """Model names served by workers registered with ``multimodal: true``; cached like
         :meth:`models`. Only these are sent images."""

@@ -6,10 +6,11 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..config import CorsConfig
-from . import api_v1, chat, completions, embeddings, metrics, models
+from . import api_v1, chat, completions, embeddings, health, metrics, models
 
 ROUTE_TABLES = (
-    models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes, metrics.routes,
+    models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes, health.routes,
+    metrics.routes,
 )
 
 

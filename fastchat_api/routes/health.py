@@ -1,0 +1,35 @@
+"""``GET /health`` and ``GET /ready``, for load balancers, orchestrators and monitors.
+
+``/health`` says the process answers, and calls nothing upstream: a slow controller must not
+get healthy gateways restarted. ``/ready`` says whether requests can be served now: the
+controller answers and lists at least one model; otherwise 503 with the reason, in the
+gateway's error format. Neither needs an API key.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import errors
+from ..jsonutil import json_response
+from ..typedefs import upstream_key
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers."""
+    return json_response({"status": "ok"})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    """The controller is reachable and serves at least one model; 503 with the reason if not."""
+    try:
+        models = await request.app[upstream_key].controller_models()
+    except errors.APIError as exc:
+        raise errors.upstream_unavailable(f"Not ready: {exc.message}") from None
+    if not models:
+        raise errors.upstream_unavailable("Not ready: the controller lists no model (no worker has registered)")
+    return json_response({"status": "ready", "models": models})
