@@ -52,8 +52,11 @@ class APIError(Exception):
         fastchat_code: int = ErrorCode.VALIDATION_TYPE_ERROR,
         type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        failed_worker: str | None = None,
     ) -> None:
         super().__init__(message)
+        # Set when this worker failed in a way another worker of the model may not.
+        self.failed_worker = failed_worker
         self.message = message
         self.status = status
         self.param = param
@@ -138,9 +141,14 @@ def controller_unreachable(message: str, retry_after: int = 5) -> APIError:
     )
 
 
-def upstream_failed(message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR) -> APIError:
+def upstream_failed(
+    message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR, *, failed_worker: str | None = None
+) -> APIError:
     """A 502 when a worker answered with an error or broke the protocol."""
-    return APIError(message, status=502, code="upstream_error", fastchat_code=fastchat_code)
+    return APIError(
+        message, status=502, code="upstream_error", fastchat_code=fastchat_code,
+        failed_worker=failed_worker,
+    )
 
 
 def upstream_timeout(message: str) -> APIError:

@@ -7,12 +7,18 @@ rule live here, shared by every route that generates text.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from . import __version__, errors
+from aiohttp import web
+
+from . import __version__, errors, metrics
 from .conversation import Prompt
+from .typedefs import stream_key
 from .upstream import Upstream, WorkerFacts
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -164,7 +170,7 @@ async def check_images(upstream: Upstream, req: dict[str, Any]) -> None:
         )
 
 
-async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Job:
+async def plan_chat(upstream: Upstream, req: dict[str, Any]) -> Job:
     """Model check, range checks, worker choice, prompt and length rule for a chat request."""
     model = req["model"]
     worker, facts = await _target(upstream, req)
@@ -176,7 +182,7 @@ async def plan_chat(upstream: Upstream, req: dict[str, Any], **extra: Any) -> Jo
     )
     template = facts.template
     stop = merge_stop(req.get("stop"), template.stop_str)
-    params = gen_params(req, prompt, max_new, stop, template.stop_token_ids, **extra)
+    params = gen_params(req, prompt, max_new, stop, template.stop_token_ids)
     return Job(worker, params, prompt_tokens)
 
 
@@ -203,6 +209,26 @@ async def plan_completion(upstream: Upstream, req: dict[str, Any]) -> list[Job]:
         Job(worker, gen_params(req, Prompt(text, []), max_new, stop, template.stop_token_ids, **extra), count)
         for text, count in zip(prompts, counts)
     ]
+
+
+P = TypeVar("P", Job, list[Job])
+
+
+async def run_with_retry(
+    request: web.Request, plan: Callable[[], Awaitable[P]], run: Callable[[P], Awaitable[T]]
+) -> T:
+    """Plan and run a generation; when a worker fails before anything reached the client
+    (connection refused or reset, a 5xx), do both once more: the failed worker is forgotten,
+    so the router asks the controller for another."""
+    try:
+        return await run(await plan())
+    except errors.APIError as exc:
+        stream = request.get(stream_key)
+        if exc.failed_worker is None or (stream is not None and stream.prepared):
+            raise
+        log.warning("Retrying on another worker after %s failed: %s", exc.failed_worker, exc.message)
+        metrics.retry(exc.failed_worker)
+    return await run(await plan())
 
 
 def finish_reason(result: dict[str, Any]) -> str:

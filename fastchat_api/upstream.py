@@ -125,10 +125,7 @@ class Upstream:
         if status == 404 and not_found is not None:
             raise not_found
         if status != 200:
-            metrics.upstream_error(worker, "http_status")
-            if worker:
-                self.forget(worker)
-            raise errors.upstream_failed(f"{what} at {url} answered HTTP {status} {reason}")
+            raise self._http_error(worker, what, url, status, reason)
         try:
             return loads(body)
         except JSONDecodeError:
@@ -151,8 +148,20 @@ class Upstream:
                 return errors.controller_unreachable(
                     f"The controller at {self._controller} cannot be reached ({detail})"
                 )
-            return errors.upstream_failed(f"{what} at {url} failed ({detail})")
+            return errors.upstream_failed(f"{what} at {url} failed ({detail})", failed_worker=worker)
         return exc
+
+    def _http_error(
+        self, worker: str | None, what: str, url: str, status: int, reason: str | None
+    ) -> errors.APIError:
+        """A non-200 answer: counted, the worker forgotten; a worker's 5xx is worth a retry."""
+        metrics.upstream_error(worker, "http_status")
+        if worker:
+            self.forget(worker)
+        return errors.upstream_failed(
+            f"{what} at {url} answered HTTP {status} {reason}",
+            failed_worker=worker if status >= 500 else None,
+        )
 
     def forget(self, worker: str) -> None:
         """Drop what we know of a worker that failed: no request is routed to it until the
@@ -300,9 +309,7 @@ class Upstream:
         except Exception as exc:
             raise self._failure(exc, "The worker", url, worker) from exc
         if status != 200:
-            metrics.upstream_error(worker, "http_status")
-            self.forget(worker)
-            raise errors.upstream_failed(f"The worker at {url} answered HTTP {status} {reason}")
+            raise self._http_error(worker, "The worker", url, status, reason)
         return self._decode(body, url)
 
     async def generate_stream(
@@ -313,11 +320,7 @@ class Upstream:
         try:
             async with self._session.post(url, data=dumps(params), headers=_JSON_HEADERS) as resp:
                 if resp.status != 200:
-                    metrics.upstream_error(worker, "http_status")
-                    self.forget(worker)
-                    raise errors.upstream_failed(
-                        f"The worker at {url} answered HTTP {resp.status} {resp.reason}"
-                    )
+                    raise self._http_error(worker, "The worker", url, resp.status, resp.reason)
                 async for frame in self._frames(resp.content, url):
                     yield frame
         except (aiohttp.ClientError, TimeoutError) as exc:

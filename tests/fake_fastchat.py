@@ -53,6 +53,7 @@ class FakeFastChat:
     _embedding_calls: int = 0
     delay: float = 0.0
     address: str = ""
+    dispatch: list[str] = field(default_factory=list)  # addresses handed out in turn (else its own)
     requests: list[tuple[str, Any]] = field(default_factory=list)
 
     def app(self) -> web.Application:
@@ -96,7 +97,12 @@ class FakeFastChat:
 
     async def _worker_address(self, request: web.Request) -> web.Response:
         body = await self._record(request)
-        return web.json_response({"address": self.address if body["model"] in self.models else ""})
+        if body["model"] not in self.models:
+            return web.json_response({"address": ""})
+        if self.dispatch:
+            self.dispatch.append(self.dispatch.pop(0))
+            return web.json_response({"address": self.dispatch[-1]})
+        return web.json_response({"address": self.address})
 
     async def _conv(self, request: web.Request) -> web.Response:
         await self._record(request)

@@ -25,14 +25,17 @@ async def create_chat_completion(request: web.Request) -> web.StreamResponse:
     return await answer(request, req)
 
 
-async def answer(request: web.Request, req: dict[str, Any], **extra: Any) -> web.StreamResponse:
-    """The chat pipeline for a validated request; ``extra`` goes into the worker's gen_params."""
+async def answer(request: web.Request, req: dict[str, Any]) -> web.StreamResponse:
+    """The chat pipeline for a validated request, on any chat route."""
     request[model_key] = req["model"]
     upstream = request.app[upstream_key]
-    job = await generation.plan_chat(upstream, req, **extra)
-    if req["stream"]:
-        return await _stream(request, upstream, req, job)
-    return await _complete(request, upstream, req, job)
+
+    async def run(job: Job) -> web.StreamResponse:
+        if req["stream"]:
+            return await _stream(request, upstream, req, job)
+        return await _complete(request, upstream, req, job)
+
+    return await generation.run_with_retry(request, lambda: generation.plan_chat(upstream, req), run)
 
 
 async def _complete(request: web.Request, upstream: Upstream, req: dict[str, Any], job: Job) -> web.Response:

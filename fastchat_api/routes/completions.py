@@ -25,10 +25,15 @@ _LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 async def create_completion(request: web.Request) -> web.StreamResponse:
     req = schemas.load(schemas.COMPLETION, await schemas.read_json(request))
     upstream = request.app[upstream_key]
-    jobs = await generation.plan_completion(upstream, req)
-    if req["stream"]:
-        return await _stream(request, upstream, req, jobs)
-    return await _complete(upstream, req, jobs)
+
+    async def run(jobs: list[Job]) -> web.StreamResponse:
+        if req["stream"]:
+            return await _stream(request, upstream, req, jobs)
+        return await _complete(upstream, req, jobs)
+
+    return await generation.run_with_retry(
+        request, lambda: generation.plan_completion(upstream, req), run
+    )
 
 
 def logprobs(result: dict[str, Any], start: int = 0) -> dict[str, list] | None:

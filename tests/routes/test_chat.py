@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fastchat_api.streaming import DONE
+
+from ..fake_fastchat import FakeFastChat
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -173,3 +177,33 @@ async def test_steady_state_makes_no_control_plane_calls(client, fake):
     assert paths.count("/get_worker_address") == 1
     assert paths.count("/worker_get_conv_template") == 1
     assert paths.count("/worker_generate") == 3
+
+
+@pytest.fixture
+async def second_worker(aiohttp_server, fake):
+    """Another worker of the same model; the controller (``fake``) hands out both in turn."""
+    other = FakeFastChat()
+    server = await aiohttp_server(other.app())
+    other.address = str(server.make_url("")).rstrip("/")
+    fake.dispatch = [fake.address, other.address]
+    return other
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_failing_worker_is_retried_once_on_another(client, fake, second_worker, stream):
+    fake.generate_status = fake.stream_status = 500
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": stream})
+    assert resp.status == 200
+    body = await resp.read()
+    assert b"Hello there, friend!" in body or b"friend" in body
+    path = "/worker_generate_stream" if stream else "/worker_generate"
+    assert len(fake.sent(path)) == 1 and len(second_worker.sent(path)) == 1
+    # the failed worker is no longer routed to
+    await client.post("/v1/chat/completions", json=CHAT)
+    assert len(second_worker.sent("/worker_generate")) == 1 + (not stream)
+
+
+async def test_an_unreachable_worker_is_retried_on_another(client, fake, second_worker):
+    fake.dispatch = ["http://127.0.0.1:9", second_worker.address]
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 200

@@ -83,8 +83,10 @@ async def test_errors_count_with_their_status_and_upstream_failures_by_worker(cl
     assert delta(before, after, "fastchat_api_requests_total",
                  route=ROUTE, model="fake-model", status="502") == 1
     assert delta(before, after, "fastchat_api_requests_total", route="other", model="", status="404") == 1
+    # the failed request was tried once more (on the only worker there is) before the 502
     assert delta(before, after, "fastchat_api_upstream_errors_total",
-                 worker=fake.address, kind="http_status") == 1
+                 worker=fake.address, kind="http_status") == 2
+    assert delta(before, after, "fastchat_api_retries_total", worker=fake.address) == 1
 
 
 async def test_unreachable_controller_counts_as_a_connection_error(make_client):
