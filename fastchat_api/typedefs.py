@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 config_key = web.AppKey("config_key", Config)
 upstream_key: web.AppKey["Upstream"] = web.AppKey("upstream_key")
 keys_key: web.AppKey["KeyStore"] = web.AppKey("keys_key")
+openapi_key = web.AppKey("openapi_key", bytes)
 request_id_key = web.RequestKey("request_id_key", str)
 api_key_id_key = web.RequestKey("api_key_id_key", str)
 stream_key = web.RequestKey("stream_key", web.StreamResponse)

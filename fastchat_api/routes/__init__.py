@@ -6,11 +6,11 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..config import CorsConfig
-from . import api_v1, chat, completions, embeddings, health, metrics, models
+from . import api_v1, chat, completions, docs, embeddings, health, metrics, models
 
 ROUTE_TABLES = (
     models.routes, chat.routes, completions.routes, embeddings.routes, api_v1.routes, health.routes,
-    metrics.routes,
+    metrics.routes, docs.routes,
 )
 
 
