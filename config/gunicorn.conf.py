@@ -4,17 +4,32 @@
 
 Bind address, TLS and the graceful timeout come from the YAML (server.*), so the two ways of
 running the gateway cannot drift apart. Environment variables tune the rest:
-WEB_CONCURRENCY (processes, default: one per core) and FASTCHAT_API_BIND (overrides the bind).
+WEB_CONCURRENCY (processes, default: one per core), FASTCHAT_API_BIND (overrides the bind) and
+PROMETHEUS_MULTIPROC_DIR (where the processes keep their metrics; default: a fresh directory,
+in systemd's RuntimeDirectory when there is one).
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from fastchat_api.app import CONFIG_ENV
-from fastchat_api.config import load_config
+# Before anything imports prometheus_client: every process then counts in files there, and a
+# scrape of any of them adds up all of them.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_OWNED_ENV = "FASTCHAT_API_OWNS_METRICS_DIR"
+if not os.environ.get(MULTIPROC_ENV):
+    os.environ[MULTIPROC_ENV] = os.environ[_OWNED_ENV] = tempfile.mkdtemp(
+        prefix="fastchat-api-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY")
+    )
+
+from fastchat_api.app import CONFIG_ENV  # noqa: E402  (after the metrics directory is set)
+from fastchat_api.config import load_config  # noqa: E402
 
 _config = load_config(os.environ.get(CONFIG_ENV) or None)
 
-# The zero-argument async factory; it returns an aiohttp AppRunner built from the YAML.
+# The zero-argument async factory; it returns an aiohttp AppRunner built from the YAML, with
+# our access log (logging.access_format), so gunicorn's own access log stays off.
 wsgi_app = "fastchat_api.app:app_factory"
 worker_class = "aiohttp.GunicornWebWorker"
 bind = [os.environ.get("FASTCHAT_API_BIND") or f"{_config.server.host}:{_config.server.port}"]
@@ -23,7 +38,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 # In-flight streams get server.shutdown_timeout to finish; gunicorn waits a little longer
 # before it kills a worker. systemd's TimeoutStopSec must be above this.
 graceful_timeout = int(_config.server.shutdown_timeout) + 5
-# The aiohttp worker pings the arbiter every second: this only catches a blocked event loop.
+# The aiohttp worker pings the arbiter every second, however long its streams run: this only
+# catches a blocked event loop.
 timeout = 30
 # Idle client connections (applied by our runner from server.keepalive_timeout; kept equal here).
 keepalive = int(_config.server.keepalive_timeout)
@@ -38,3 +54,22 @@ if os.environ.get("RUNTIME_DIRECTORY"):
 
 errorlog = "-"
 loglevel = _config.logging.level.lower()
+
+
+def on_starting(server):
+    """Counts left by an earlier run would be added to this one's: start from none."""
+    for stale in Path(os.environ[MULTIPROC_ENV]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A worker's in-flight gauges must stop counting once it is gone (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this file made (an operator's own is left alone)."""
+    if os.environ.get(_OWNED_ENV) == os.environ[MULTIPROC_ENV]:
+        shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)
