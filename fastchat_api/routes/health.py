@@ -31,5 +31,7 @@ async def ready(request: web.Request) -> web.Response:
     except errors.APIError as exc:
         raise errors.upstream_unavailable(f"Not ready: {exc.message}") from None
     if not models:
-        raise errors.upstream_unavailable("Not ready: the controller lists no model (no worker has registered)")
+        raise errors.upstream_unavailable(
+            "Not ready: the controller lists no model (no worker has registered)"
+        )
     return json_response({"status": "ready", "models": models})

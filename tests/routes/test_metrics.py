@@ -137,10 +137,11 @@ async def test_cancelled_stream_counts_as_499(client, fake):
     resp = await client.post(ROUTE, json=CHAT | {"stream": True})
     await resp.content.readline()
     resp.close()
+    labels = {"route": ROUTE, "model": "fake-model", "status": "499"}
     for _ in range(50):
         after = await scrape(client)
-        if delta(before, after, "fastchat_api_requests_total", route=ROUTE, model="fake-model", status="499"):
+        if delta(before, after, "fastchat_api_requests_total", **labels):
             break
         await asyncio.sleep(0.05)
-    assert delta(before, after, "fastchat_api_requests_total", route=ROUTE, model="fake-model", status="499") == 1
+    assert delta(before, after, "fastchat_api_requests_total", **labels) == 1
     assert delta(before, after, "fastchat_api_streams_in_flight") == 0
