@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -27,6 +27,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .typedefs import first_token_key, model_key, started_key, usage_key
+
+U = TypeVar("U", bound=Mapping[str, int])
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Model names come from clients: past this many per process, unknown ones count as "other".
@@ -130,12 +132,13 @@ def first_token(request: web.Request) -> None:
     STREAMS.inc()
 
 
-def record_usage(request: web.Request, usage: Mapping[str, int]) -> None:
+def record_usage(request: web.Request, usage: U) -> U:
     """An answer's token usage: counted by model, and kept on the request for the access log."""
     request[usage_key] = usage
     model = (_model(request),)
     _prompt_tokens[model].inc(usage.get("prompt_tokens", 0))
     _completion_tokens[model].inc(usage.get("completion_tokens", 0))
+    return usage
 
 
 def upstream_error(worker: str | None, kind: str) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import shortuuid
 from aiohttp import web
 
-from .. import generation, schemas
+from .. import generation, metrics, schemas
 from ..generation import Job
 from ..jsonutil import json_response
 from ..streaming import DONE, event, first_frames, open_stream, relay
-from ..typedefs import upstream_key
+from ..typedefs import model_key, upstream_key
 from ..upstream import Upstream
 
 routes = web.RouteTableDef()
@@ -24,12 +24,13 @@ _LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 @routes.post("/v1/completions")
 async def create_completion(request: web.Request) -> web.StreamResponse:
     req = schemas.load(schemas.COMPLETION, await schemas.read_json(request))
+    request[model_key] = req["model"]
     upstream = request.app[upstream_key]
 
     async def run(jobs: list[Job]) -> web.StreamResponse:
         if req["stream"]:
             return await _stream(request, upstream, req, jobs)
-        return await _complete(upstream, req, jobs)
+        return await _complete(request, upstream, req, jobs)
 
     return await generation.run_with_retry(
         request, lambda: generation.plan_completion(upstream, req), run
@@ -52,7 +53,9 @@ def _usage(jobs: list[Job], n: int, results: list[dict[str, Any]]) -> dict[str, 
     )
 
 
-async def _complete(upstream: Upstream, req: dict[str, Any], jobs: list[Job]) -> web.Response:
+async def _complete(
+    request: web.Request, upstream: Upstream, req: dict[str, Any], jobs: list[Job]
+) -> web.Response:
     """Every prompt's ``n`` choices generated concurrently; choice ``prompt * n + k``."""
     n = req["n"]
     results = await generation.gather_or_cancel(
@@ -73,7 +76,7 @@ async def _complete(upstream: Upstream, req: dict[str, Any], jobs: list[Job]) ->
         "created": int(time.time()),
         "model": req["model"],
         "choices": choices,
-        "usage": _usage(jobs, n, results),
+        "usage": metrics.record_usage(request, _usage(jobs, n, results)),
     })
 
 
@@ -105,7 +108,8 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
 
     response = await open_stream(request)
     lasts = await relay(response, streams, chunk)
+    totals = metrics.record_usage(request, _usage(jobs, n, lasts))
     if include_usage:
-        await response.write(event(head | {"choices": [], "usage": _usage(jobs, n, lasts)}))
+        await response.write(event(head | {"choices": [], "usage": totals}))
     await response.write(DONE)
     return response

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import generation, schemas
+from .. import generation, metrics, schemas
 from ..jsonutil import json_response
-from ..typedefs import config_key, upstream_key
+from ..typedefs import config_key, model_key, upstream_key
 from ..upstream import Upstream
 
 routes = web.RouteTableDef()
@@ -40,6 +40,7 @@ async def create_embeddings(request: web.Request) -> web.Response:
     # As FastChat: the body's model first, else the path's (or, on /v1/embeddings, the query's).
     model = req.get("model") or request.match_info.get("model_name") or request.query.get("model_name")
     upstream = request.app[upstream_key]
+    request[model_key] = str(model)
     await upstream.check_model(str(model))
     inputs, size = req["input"], request.app[config_key].upstream.embedding_batch_size
     answers = await generation.gather_or_cancel(
@@ -56,5 +57,5 @@ async def create_embeddings(request: web.Request) -> web.Response:
             for index, vector in enumerate(vectors)
         ],
         "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": metrics.record_usage(request, {"prompt_tokens": tokens, "total_tokens": tokens}),
     })

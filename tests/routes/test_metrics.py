@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -145,3 +147,22 @@ async def test_cancelled_stream_counts_as_499(client, fake):
         await asyncio.sleep(0.05)
     assert delta(before, after, "fastchat_api_requests_total", **labels) == 1
     assert delta(before, after, "fastchat_api_streams_in_flight") == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_completions_count_tokens_by_model(client, stream):
+    before = await scrape(client)
+    resp = await client.post("/v1/completions", json={"model": "fake-model", "prompt": "Hi", "stream": stream})
+    await resp.read()
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_completion_tokens_total", model="fake-model") == 4
+    assert delta(before, after, "fastchat_api_requests_total",
+                 route="/v1/completions", model="fake-model", status="200") == 1
+
+
+async def test_embeddings_count_prompt_tokens_by_model(client):
+    before = await scrape(client)
+    resp = await client.post("/v1/embeddings", json={"model": "fake-model", "input": ["a", "b"]})
+    assert resp.status == 200
+    after = await scrape(client)
+    assert delta(before, after, "fastchat_api_prompt_tokens_total", model="fake-model") > 0
