@@ -164,3 +164,15 @@ def upstream_timeout(message: str) -> APIError:
 def internal(message: str = "The server had an error while processing your request.") -> APIError:
     """A 500 for a fault of ours; the message never carries a traceback."""
     return APIError(message, status=500, code="internal_error", fastchat_code=ErrorCode.INTERNAL_ERROR)
+
+
+def shutting_down() -> APIError:
+    """A 503 for a request still running when the shutdown grace period ran out: sent again, it
+    reaches a process that is not stopping."""
+    return APIError(
+        "The server is shutting down and could not finish this request in time; send it again.",
+        status=503,
+        code="server_shutting_down",
+        fastchat_code=ErrorCode.INTERNAL_ERROR,
+        headers={"Retry-After": "1"},
+    )

@@ -7,6 +7,7 @@ longer change the status: it goes out as an in-band ``data: {"error": ...}`` eve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable
 
@@ -15,8 +16,9 @@ from aiohttp import web
 
 from . import errors
 from .jsonutil import json_response
+from .shutdown import FAREWELL_TIMEOUT
 from .streaming import DONE, event
-from .typedefs import api_key_id_key, keys_key, request_id_key, stream_key
+from .typedefs import api_key_id_key, draining_key, keys_key, request_id_key, stream_key
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +77,43 @@ async def _in_band(stream: web.StreamResponse, error: errors.APIError) -> web.St
     return stream
 
 
+def _error_response(error: errors.APIError) -> web.Response:
+    return json_response(error.body(), status=error.status, headers=error.headers)
+
+
+async def _farewell(request: web.Request) -> None:
+    """A request cut short by the shutdown still gets a whole answer: its stream ends with an
+    error event and [DONE], or, before the stream began, it gets a 503 with Retry-After."""
+    error = errors.shutting_down()
+    stream = request.get(stream_key)
+    try:
+        async with asyncio.timeout(FAREWELL_TIMEOUT):
+            if stream is not None and stream.prepared:
+                await _in_band(stream, error)
+                await stream.write_eof()
+            else:
+                response = _error_response(error)
+                await response.prepare(request)
+                await response.write_eof()
+    except (ConnectionError, TimeoutError):
+        pass  # the client is gone or reads nothing: the connection closes anyway
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes an OpenAI-shaped JSON error, or an in-band event mid-stream."""
+    """Every failure becomes an OpenAI-shaped JSON error, or an in-band event mid-stream.
+
+    It also tracks the handler for the shutdown (see ``shutdown``), and when the shutdown
+    cancels it, answers the client before the cancellation goes on.
+    """
+    draining = request.app[draining_key]
     try:
-        response = await handler(request)
+        with draining.track():
+            response = await handler(request)
+    except asyncio.CancelledError:
+        if draining.started:
+            await _farewell(request)
+        raise
     except errors.APIError as exc:
         error = exc
     except web.HTTPException as exc:
@@ -97,7 +131,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     stream = request.get(stream_key)
     if stream is not None and stream.prepared:
         return await _in_band(stream, error)
-    return json_response(error.body(), status=error.status, headers=error.headers)
+    return _error_response(error)
 
 
 def bearer_token(request: web.Request) -> str | None:

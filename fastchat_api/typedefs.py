@@ -10,11 +10,13 @@ from .config import Config
 
 if TYPE_CHECKING:
     from .keys import KeyStore
+    from .shutdown import Draining
     from .upstream import Upstream
 
 config_key = web.AppKey("config_key", Config)
 upstream_key: web.AppKey["Upstream"] = web.AppKey("upstream_key")
 keys_key: web.AppKey["KeyStore"] = web.AppKey("keys_key")
+draining_key: web.AppKey["Draining"] = web.AppKey("draining_key")
 openapi_key = web.AppKey("openapi_key", bytes)
 request_id_key = web.RequestKey("request_id_key", str)
 api_key_id_key = web.RequestKey("api_key_id_key", str)
