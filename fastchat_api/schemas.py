@@ -6,15 +6,42 @@ failure is reported as a 400 whose ``param`` is the path of the first bad field.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sized
 
 from aiohttp import web
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import (
+    EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema,
+)
 
 from . import errors
 from .jsonutil import JSONDecodeError, loads
 
 _JSON_TYPES = ("application/json", "application/octet-stream", "")
+
+# What one request may ask for. Past these a request costs the workers or this process far more
+# than any client plausibly needs; where OpenAI sets a limit, it is OpenAI's.
+MAX_ITEMS = 2048  # messages, content parts, prompts, embedding inputs, token checks
+MAX_TEXT = 10 * 1024 * 1024  # characters of one message content, prompt or input
+MAX_NAME = 1024  # characters of a model name, role, user and each stop string
+MAX_STOPS = 64  # stop strings (OpenAI takes 4): workers look for every one after every token
+MAX_N = 128  # n and best_of; a completion's prompts times n is at most MAX_ITEMS
+MAX_TOKENS = 1024 * 1024  # max_tokens and max_completion_tokens, before the clamp to the context
+
+
+def _at_most(limit: int, unit: str) -> Callable[[Sized], None]:
+    """A validator refusing more than ``limit`` characters or items, with the count said."""
+
+    def check(value: Sized) -> None:
+        if len(value) > limit:
+            raise ValidationError(f"{len(value)} {unit}, more than the {limit} allowed.")
+
+    return check
+
+
+_check_items = _at_most(MAX_ITEMS, "items")
+_check_text = _at_most(MAX_TEXT, "characters")
+_check_name = _at_most(MAX_NAME, "characters")
+_check_stops = _at_most(MAX_STOPS, "stop strings")
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -99,8 +126,12 @@ class Stop(fields.Field):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[str]:
         if isinstance(value, str):
+            _check_name(value)
             return value
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            _check_stops(value)
+            for item in value:
+                _check_name(item)
             return value
         raise self.make_error("invalid")
 
@@ -121,10 +152,14 @@ class TextInputs(fields.Field):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
         if isinstance(value, str):
+            _check_text(value)
             return [value]
         if not isinstance(value, list) or not value:
             raise self.make_error("invalid")
         if all(isinstance(item, str) for item in value):
+            _check_items(value)
+            for item in value:
+                _check_text(item)
             return value
         if all(type(item) is int or isinstance(item, list) for item in value):
             raise self.make_error("tokens")
@@ -188,11 +223,13 @@ def _content_part(part: Any) -> None:
     if kind == "text":
         if not isinstance(part.get("text"), str):
             raise ValidationError({"text": ["Must be a string."]})
+        _checked(_check_text, part["text"], "text")
     elif kind == "image_url":
         image = part.get("image_url")
         url = image.get("url") if isinstance(image, dict) else None
         if not isinstance(url, str) or not url:
             raise ValidationError({"image_url": {"url": ["Must be a non-empty string."]}})
+        _checked(_check_text, url, "image_url", "url")
     else:
         raise ValidationError({"type": [f"Unknown content part type {kind!r}; use 'text' or 'image_url'."]})
 
@@ -204,18 +241,33 @@ def _message(message: Any) -> None:
     role = message.get("role")
     if not isinstance(role, str) or not role:
         raise ValidationError({"role": ["Missing or not a string."]})
+    _checked(_check_name, role, "role")
     content = message.get("content")
     if content is None:
         if role != "assistant":
             raise ValidationError({"content": ["Must be a string or a list of content parts."]})
     elif isinstance(content, list):
+        _checked(_check_items, content, "content")
         for index, part in enumerate(content):
             try:
                 _content_part(part)
             except ValidationError as exc:
                 raise ValidationError({"content": {index: exc.messages}}) from None
-    elif not isinstance(content, str):
+    elif isinstance(content, str):
+        _checked(_check_text, content, "content")
+    else:
         raise ValidationError({"content": ["Must be a string or a list of content parts."]})
+
+
+def _checked(check: Callable[[Any], None], value: Any, *path: str) -> None:
+    """``check(value)``, its error reported under the keys of ``path``."""
+    try:
+        check(value)
+    except ValidationError as exc:
+        messages = exc.messages
+        for key in reversed(path):
+            messages = {key: messages}
+        raise ValidationError(messages) from None
 
 
 class Messages(fields.Field):
@@ -227,9 +279,11 @@ class Messages(fields.Field):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[dict]:
         if isinstance(value, str):
+            _check_text(value)
             return value
         if not isinstance(value, list) or not value:
             raise self.make_error("invalid")
+        _check_items(value)
         for index, message in enumerate(value):
             try:
                 _message(message)
@@ -265,19 +319,19 @@ class SamplingSchema(Schema):
         "frequency_penalty": 0.0,
     }
 
-    model = fields.String(required=True)
+    model = fields.String(required=True, validate=_check_name)
     temperature = fields.Float(allow_none=True)
     top_p = fields.Float(allow_none=True)
     top_k = Int(allow_none=True)
-    n = Int(allow_none=True)
-    max_tokens = Int(allow_none=True)
+    n = Int(allow_none=True, validate=validate.Range(max=MAX_N))
+    max_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS))
     stop = Stop(allow_none=True)
     stream = fields.Boolean(allow_none=True)
     stream_options = fields.Nested(StreamOptions, allow_none=True)
     presence_penalty = fields.Float(allow_none=True)
     frequency_penalty = fields.Float(allow_none=True)
     repetition_penalty = fields.Float(allow_none=True)
-    user = fields.String(allow_none=True)
+    user = fields.String(allow_none=True, validate=_check_name)
     seed = Unsupported(
         "'seed' is not supported: FastChat workers sample with a process-wide seed, so a "
         "per-request seed cannot be honoured. Leave it out (or null)."
@@ -304,7 +358,7 @@ class SamplingSchema(Schema):
 
 class ChatCompletionSchema(SamplingSchema):
     messages = Messages(required=True)
-    max_completion_tokens = Int(allow_none=True)
+    max_completion_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS))
     tools = _no_tools("tools")
     tool_choice = _no_tools("tool_choice")
     functions = _no_tools("functions")
@@ -349,18 +403,28 @@ class CompletionSchema(SamplingSchema):
     )
     echo = fields.Boolean(allow_none=True)
     logprobs = Int(allow_none=True, validate=validate.Range(min=0))
-    best_of = Int(allow_none=True, validate=validate.Range(min=1))
+    best_of = Int(allow_none=True, validate=validate.Range(min=1, max=MAX_N))
     use_beam_search = fields.Boolean(allow_none=True)
+
+    @validates_schema
+    def _choices(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Every prompt gets ``n`` choices, each a generation of its own."""
+        prompts, n = len(data["prompt"]), data.get("n") or 1
+        if prompts * n > MAX_ITEMS:
+            raise ValidationError(
+                f"{prompts} prompts with n={n} ask for {prompts * n} completions, more than the "
+                f"{MAX_ITEMS} allowed in one request.", "n",
+            )
 
 
 class EmbeddingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    model = fields.String(allow_none=True)
-    engine = fields.String(allow_none=True)
+    model = fields.String(allow_none=True, validate=_check_name)
+    engine = fields.String(allow_none=True, validate=_check_name)
     input = TextInputs(required=True)
-    user = fields.String(allow_none=True)
+    user = fields.String(allow_none=True, validate=_check_name)
     encoding_format = fields.String(allow_none=True, validate=validate.OneOf(["float", "base64"]))
     dimensions = Unsupported(
         "dimensions is not supported: FastChat workers return the model's full embedding."
@@ -371,8 +435,8 @@ class TokenCheckItemSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    model = fields.String(required=True)
-    prompt = fields.String(required=True)
+    model = fields.String(required=True, validate=_check_name)
+    prompt = fields.String(required=True, validate=_check_text)
     max_tokens = Int(required=True)
 
 
@@ -380,7 +444,7 @@ class TokenCheckSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    prompts = fields.List(fields.Nested(TokenCheckItemSchema), required=True)
+    prompts = fields.List(fields.Nested(TokenCheckItemSchema), required=True, validate=_check_items)
 
 
 API_CHAT_COMPLETION = APIChatCompletionSchema()

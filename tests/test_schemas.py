@@ -163,3 +163,55 @@ async def test_repetition_penalty_is_forwarded_on_v1_chat(client, fake):
     first, second = fake.sent("/worker_generate")
     assert first["repetition_penalty"] == 1.3
     assert "repetition_penalty" not in second
+
+
+LONG_NAME = "x" * (schemas.MAX_NAME + 1)
+LONG_TEXT = "x" * (schemas.MAX_TEXT + 1)
+TOO_MANY = schemas.MAX_ITEMS + 1
+USER = {"role": "user", "content": "Hi"}
+VALID = {  # a valid body for each schema, which each case makes invalid
+    schemas.CHAT_COMPLETION: {"model": "m", "messages": [USER]},
+    schemas.COMPLETION: {"model": "m", "prompt": "p"},
+    schemas.EMBEDDINGS: {"model": "m", "input": "i"},
+    schemas.TOKEN_CHECK: {"prompts": []},
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "fields", "param", "says"),
+    [
+        (schemas.CHAT_COMPLETION, {"messages": [USER] * TOO_MANY}, "messages", "2049 items"),
+        (schemas.CHAT_COMPLETION, {"messages": [{"role": "user", "content": LONG_TEXT}]},
+         "messages[0].content", "10485761 characters"),
+        (schemas.CHAT_COMPLETION, {"messages": [{"role": "user", "content": [{"type": "text", "text": LONG_TEXT}]}]},
+         "messages[0].content[0].text", "more than the 10485760 allowed"),
+        (schemas.CHAT_COMPLETION, {"messages": [{"role": LONG_NAME, "content": "Hi"}]},
+         "messages[0].role", "1025 characters"),
+        (schemas.CHAT_COMPLETION, {"messages": LONG_TEXT}, "messages", "10485761 characters"),
+        (schemas.CHAT_COMPLETION, {"model": LONG_NAME}, "model", "1025 characters"),
+        (schemas.CHAT_COMPLETION, {"n": 129}, "n", "less than or equal to 128"),
+        (schemas.CHAT_COMPLETION, {"n": 1e29}, "n", "less than or equal to 128"),
+        (schemas.CHAT_COMPLETION, {"max_tokens": 2**20 + 1}, "max_tokens", "1048576"),
+        (schemas.CHAT_COMPLETION, {"max_completion_tokens": 2**40}, "max_completion_tokens", "1048576"),
+        (schemas.CHAT_COMPLETION, {"stop": ["s"] * 65}, "stop", "65 stop strings"),
+        (schemas.CHAT_COMPLETION, {"stop": LONG_NAME}, "stop", "1025 characters"),
+        (schemas.COMPLETION, {"prompt": ["p"] * TOO_MANY}, "prompt", "2049 items"),
+        (schemas.COMPLETION, {"prompt": ["p"] * 17, "n": 128}, "n", "ask for 2176 completions"),
+        (schemas.COMPLETION, {"prompt": "p", "best_of": 129}, "best_of", "128"),
+        (schemas.EMBEDDINGS, {"input": ["i"] * TOO_MANY}, "input", "2049 items"),
+        (schemas.EMBEDDINGS, {"input": LONG_TEXT}, "input", "10485761 characters"),
+        (schemas.TOKEN_CHECK, {"prompts": [{"model": "m", "prompt": "p", "max_tokens": 1}] * TOO_MANY},
+         "prompts", "2049 items"),
+    ],
+)
+def test_limits_are_400s_naming_the_param_and_the_excess(schema, fields, param, says):
+    with pytest.raises(errors.APIError) as caught:
+        schemas.load(schema, VALID[schema] | fields)
+    assert (caught.value.status, caught.value.param) == (400, param)
+    assert says in caught.value.message
+
+
+def test_limits_themselves_are_accepted():
+    load_chat(messages=[USER] * schemas.MAX_ITEMS, n=schemas.MAX_N, max_tokens=schemas.MAX_TOKENS,
+              stop=["s"] * schemas.MAX_STOPS, model="m" * schemas.MAX_NAME)
+    schemas.load(schemas.COMPLETION, {"model": "m", "prompt": ["p"] * 16, "n": 128})
