@@ -53,7 +53,11 @@ async def read_json(request: web.Request) -> dict[str, Any]:
             status=415,
             code="unsupported_media_type",
         )
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
+        raise errors.invalid_request(f"The body cannot be read: {exc.__cause__ or exc}",
+                                     code="invalid_body") from None
     try:
         data = loads(body)
     except JSONDecodeError as exc:
@@ -107,16 +111,23 @@ def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Int(fields.Integer):
-    """An integer; ``5.0`` is taken as 5, while ``5.5``, ``"5"`` and ``true`` are refused."""
+    """An integer; ``5.0`` is taken as 5, while ``5.5``, ``"5"`` and ``true`` are refused, and
+    so is one past 64 bits, which workers cannot read (nor the gateway send: orjson refuses)."""
 
-    default_error_messages = {"invalid": "Not a valid integer."}
+    default_error_messages = {
+        "invalid": "Not a valid integer.",
+        "too_large": "Must fit in 64 bits (between -2**63 and 2**63 - 1).",
+    }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.make_error("invalid")
         if isinstance(value, float) and not value.is_integer():
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if not -(2**63) <= number < 2**63:
+            raise self.make_error("too_large")
+        return number
 
 
 class Stop(fields.Field):

@@ -37,6 +37,7 @@ def test_string_messages_and_content_parts_are_accepted():
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
         ({"temperature": "hot"}, "temperature"),
         ({"n": 1.5}, "n"),
+        ({"top_k": 2**64}, "top_k"),  # workers read 64-bit integers at most
         ({"stop": [1]}, "stop"),
         ({"stream": "maybe"}, "stream"),
     ],
@@ -86,6 +87,25 @@ async def test_malformed_json_is_400(client):
                              headers={"Content-Type": "application/json"})
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 2000 + b"]" * 2000,  # deeper than the parser's limit
+    b'{"model": "fake-\xff", "messages": "x"}',  # invalid UTF-8
+    b'{"model": "fake-model", "messages": "\\ud800"}',  # a lone surrogate
+])
+async def test_deep_nesting_and_bad_text_are_400(client, body):
+    resp = await client.post("/v1/chat/completions", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "invalid_json"
+
+
+async def test_a_body_not_in_its_content_encoding_is_400(client):
+    resp = await client.post("/v1/chat/completions", data=b'{"model": "fake-model"}',
+                             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "invalid_body"
 
 
 async def test_non_object_json_and_nan_are_400(client):
@@ -190,7 +210,7 @@ VALID = {  # a valid body for each schema, which each case makes invalid
         (schemas.CHAT_COMPLETION, {"messages": LONG_TEXT}, "messages", "10485761 characters"),
         (schemas.CHAT_COMPLETION, {"model": LONG_NAME}, "model", "1025 characters"),
         (schemas.CHAT_COMPLETION, {"n": 129}, "n", "less than or equal to 128"),
-        (schemas.CHAT_COMPLETION, {"n": 1e29}, "n", "less than or equal to 128"),
+        (schemas.CHAT_COMPLETION, {"n": 1e29}, "n", "64 bits"),
         (schemas.CHAT_COMPLETION, {"max_tokens": 2**20 + 1}, "max_tokens", "1048576"),
         (schemas.CHAT_COMPLETION, {"max_completion_tokens": 2**40}, "max_completion_tokens", "1048576"),
         (schemas.CHAT_COMPLETION, {"stop": ["s"] * 65}, "stop", "65 stop strings"),
