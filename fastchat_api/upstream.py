@@ -84,6 +84,7 @@ class Upstream:
         self._models_expire = 0.0
         self._models_fetched = 0.0
         self._models_lock = asyncio.Lock()
+        self._listed: dict[str, float] = {}  # when each model was last in the controller's list
         self._multimodal: frozenset[str] = frozenset()
         self._multimodal_expire = 0.0
         self._multimodal_lock = asyncio.Lock()
@@ -196,6 +197,7 @@ class Upstream:
             self._models = sorted(answer.get("models") or [])
             self._models_fetched = time.monotonic()
             self._models_expire = self._models_fetched + self._model_ttl
+            self._listed.update(dict.fromkeys(self._models, self._models_fetched))
             return self._models
 
     def _models_stale_ok(self) -> bool:
@@ -227,14 +229,23 @@ class Upstream:
         """404 with FastChat's text (code 40301) unless a worker serves ``model``.
 
         A name missing from the cached list is looked up once more, since a worker may have
-        registered since.
+        registered since. A model the controller listed within ``outage_grace`` is a 503 with
+        Retry-After instead: its workers are likely coming back (a restarted controller knows a
+        worker only from its next heartbeat), so clients should retry rather than give up.
         """
         models = await self.models()
         if model not in models:
             self._models_expire = 0.0
             models = await self.models()
-        if model not in models:
-            raise errors.model_not_found(f"Only {'&&'.join(models)} allowed now, your model {model}")
+        if model in models:
+            return
+        listed = self._listed.get(model)
+        if listed is not None and time.monotonic() - listed < self._outage_grace:
+            raise errors.upstream_unavailable(
+                f"No worker serves {model} right now: the controller listed it moments ago, and "
+                "its workers may be registering again (e.g. after a controller restart)"
+            )
+        raise errors.model_not_found(f"Only {'&&'.join(models)} allowed now, your model {model}")
 
     async def worker_address(self, model: str) -> str:
         """A worker for this request: one the controller named recently (see ``routing``)."""
