@@ -51,7 +51,7 @@ class ControllerConfig:
     model_list_ttl: float = 1.0
     worker_address_ttl: float = 2.0
     refresh_interval: float = 0.5
-    outage_grace: float = 30.0
+    outage_grace: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

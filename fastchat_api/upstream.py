@@ -84,7 +84,7 @@ class Upstream:
         self._models_expire = 0.0
         self._models_fetched = 0.0
         self._models_lock = asyncio.Lock()
-        self._listed: dict[str, float] = {}  # when each model was last in the controller's list
+        self._missing_since: dict[str, float] = {}  # models the controller stopped listing
         self._multimodal: frozenset[str] = frozenset()
         self._multimodal_expire = 0.0
         self._multimodal_lock = asyncio.Lock()
@@ -194,11 +194,18 @@ class Upstream:
                     raise
                 self._models_expire = time.monotonic() + self._model_ttl
                 return self._models
-            self._models = sorted(answer.get("models") or [])
+            self._note_missing(sorted(answer.get("models") or []))
             self._models_fetched = time.monotonic()
             self._models_expire = self._models_fetched + self._model_ttl
-            self._listed.update(dict.fromkeys(self._models, self._models_fetched))
             return self._models
+
+    def _note_missing(self, models: list[str]) -> None:
+        """Take the controller's new list, noting when each model left it."""
+        for name in set(self._models).difference(models):
+            self._missing_since.setdefault(name, time.monotonic())
+        for name in models:
+            self._missing_since.pop(name, None)
+        self._models = models
 
     def _models_stale_ok(self) -> bool:
         """During a controller outage the last list stays good for ``outage_grace`` seconds."""
@@ -229,9 +236,10 @@ class Upstream:
         """404 with FastChat's text (code 40301) unless a worker serves ``model``.
 
         A name missing from the cached list is looked up once more, since a worker may have
-        registered since. A model the controller listed within ``outage_grace`` is a 503 with
-        Retry-After instead: its workers are likely coming back (a restarted controller knows a
-        worker only from its next heartbeat), so clients should retry rather than give up.
+        registered since. For ``outage_grace`` seconds after the controller stopped listing a
+        model, a request for it is a 503 with Retry-After instead: its workers are likely coming
+        back (a restarted controller knows a worker only from its next heartbeat), so clients
+        should retry rather than give up.
         """
         models = await self.models()
         if model not in models:
@@ -239,11 +247,11 @@ class Upstream:
             models = await self.models()
         if model in models:
             return
-        listed = self._listed.get(model)
-        if listed is not None and time.monotonic() - listed < self._outage_grace:
+        missing = self._missing_since.get(model)
+        if missing is not None and time.monotonic() - missing < self._outage_grace:
             raise errors.upstream_unavailable(
-                f"No worker serves {model} right now: the controller listed it moments ago, and "
-                "its workers may be registering again (e.g. after a controller restart)"
+                f"No worker serves {model} right now: the controller listed it until moments "
+                "ago, and its workers may be registering again (e.g. after a controller restart)"
             )
         raise errors.model_not_found(f"Only {'&&'.join(models)} allowed now, your model {model}")
 
