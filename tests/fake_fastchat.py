@@ -52,6 +52,8 @@ class FakeFastChat:
     embedding_calls_at_once: int = 0  # most /worker_get_embeddings calls seen in flight together
     _embedding_calls: int = 0
     delay: float = 0.0
+    stall: float = 0.0  # a stream waits this long more before frame number ``stall_after``
+    stall_after: int = 0
     address: str = ""
     dispatch: list[str] = field(default_factory=list)  # addresses handed out in turn (else its own)
     requests: list[tuple[str, Any]] = field(default_factory=list)
@@ -165,8 +167,8 @@ class FakeFastChat:
             return web.Response(status=self.stream_status, text="worker failed")
         response = web.StreamResponse()
         await response.prepare(request)
-        for frame in self.frames(params):
-            await asyncio.sleep(self.delay)
+        for number, frame in enumerate(self.frames(params)):
+            await asyncio.sleep(self.delay + (self.stall if number == self.stall_after else 0))
             await response.write(json.dumps(frame).encode() + b"\0")
         return response
 
