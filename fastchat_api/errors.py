@@ -119,26 +119,30 @@ def context_overflow(message: str, param: str = "messages") -> APIError:
     )
 
 
-def upstream_unavailable(message: str, retry_after: int = 1) -> APIError:
-    """A 503 when no worker or no controller can take the request now."""
+def unavailable(
+    message: str,
+    retry_after: int = 1,
+    code: str = "upstream_unavailable",
+    fastchat_code: int = ErrorCode.CONTROLLER_NO_WORKER,
+) -> APIError:
+    """A 503 with ``Retry-After``: nothing can take the request now, later something may."""
     return APIError(
         message,
         status=503,
-        code="upstream_unavailable",
-        fastchat_code=ErrorCode.CONTROLLER_NO_WORKER,
+        code=code,
+        fastchat_code=fastchat_code,
         headers={"Retry-After": str(retry_after)},
     )
 
 
-def controller_unreachable(message: str, retry_after: int = 5) -> APIError:
-    """A 503 when the controller cannot be reached and nothing cached can stand in."""
-    return APIError(
-        message,
-        status=503,
-        code="controller_unreachable",
-        fastchat_code=ErrorCode.CONTROLLER_NO_WORKER,
-        headers={"Retry-After": str(retry_after)},
-    )
+def upstream_unavailable(message: str) -> APIError:
+    """No worker serves the model now."""
+    return unavailable(message)
+
+
+def controller_unreachable(message: str) -> APIError:
+    """The controller cannot be reached and nothing cached can stand in."""
+    return unavailable(message, retry_after=5, code="controller_unreachable")
 
 
 def upstream_failed(
@@ -167,12 +171,10 @@ def internal(message: str = "The server had an error while processing your reque
 
 
 def shutting_down() -> APIError:
-    """A 503 for a request still running when the shutdown grace period ran out: sent again, it
+    """A request still running when the shutdown grace period ran out: sent again, it
     reaches a process that is not stopping."""
-    return APIError(
+    return unavailable(
         "The server is shutting down and could not finish this request in time; send it again.",
-        status=503,
         code="server_shutting_down",
         fastchat_code=ErrorCode.INTERNAL_ERROR,
-        headers={"Retry-After": "1"},
     )
