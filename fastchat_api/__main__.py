@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=config.server.port,
         ssl_context=context,
         print=logging.getLogger("fastchat_api").info,
+        backlog=2048,  # gunicorn's default; 128 overflows under bursts of connections
         **runner_options(config),
     )
     return 0

@@ -8,6 +8,7 @@ are left out.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -84,14 +85,43 @@ class StructuredAccessLogger(AbstractAccessLogger):
         self.logger.info(self._render({k: v for k, v in fields.items() if v is not None}))
 
 
+class BatchingStderrHandler(logging.Handler):
+    """Writes the lines of the last ``FLUSH_DELAY`` seconds to stderr together: one system
+    call per batch rather than one per request, which is a measurable share of a request."""
+
+    FLUSH_DELAY = 0.05
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lines.append(record.getMessage())
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (start-up, shutdown): write at once
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_later(self.FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._lines:
+            lines, self._lines = self._lines, []
+            sys.stderr.write("\n".join(lines) + "\n")
+            sys.stderr.flush()
+
+
 def setup_access_log() -> None:
     """Access lines go to stderr bare (no prefix, so each is one JSON document or logfmt
     record), whatever level the other logs are at."""
     if logger.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
+    logger.addHandler(BatchingStderrHandler())
     logger.setLevel(logging.INFO)
     logger.propagate = False
 

@@ -258,7 +258,13 @@ def total_usage(parts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 
 async def gather_or_cancel(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """``gather`` that cancels the rest as soon as one fails, so no worker runs for nobody."""
+    """``gather`` that cancels the rest as soon as one fails, so no worker runs for nobody.
+
+    One awaitable (the usual ``n = 1``) is awaited in place: no task, no gather.
+    """
+    aws = list(aws)
+    if len(aws) == 1:
+        return [await aws[0]]
     tasks = [asyncio.ensure_future(aw) for aw in aws]
     try:
         return await asyncio.gather(*tasks)

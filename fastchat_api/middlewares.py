@@ -11,10 +11,10 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-import shortuuid
 from aiohttp import web
 
 from . import errors
+from .ids import new_id
 from .jsonutil import json_response
 from .shutdown import FAREWELL_TIMEOUT
 from .streaming import DONE, event
@@ -33,7 +33,7 @@ def _request_id(request: web.Request) -> str:
     given = request.headers.get(REQUEST_ID_HEADER, "")
     if 0 < len(given) <= _MAX_REQUEST_ID and given.isprintable():
         return given
-    return f"req-{shortuuid.random()}"
+    return new_id("req-")
 
 
 @web.middleware

@@ -80,7 +80,7 @@ async def first_frames(streams: Sequence[Frames]) -> list[Frames]:
     """Wait for every stream's first frame; if any fails or is empty, close all and raise."""
     tasks = [asyncio.ensure_future(anext(stream, None)) for stream in streams]
     try:
-        firsts = await asyncio.gather(*tasks)
+        firsts = [await tasks[0]] if len(tasks) == 1 else await asyncio.gather(*tasks)
         if any(first is None for first in firsts):
             raise errors.upstream_failed("The worker closed the stream without sending a frame")
     except BaseException:

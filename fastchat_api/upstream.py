@@ -9,6 +9,7 @@ worker until it expires or the worker fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
@@ -17,6 +18,7 @@ import aiohttp
 
 from . import errors, metrics
 from .config import Config, UpstreamConfig
+from .cache import Cached
 from .conversation import Template
 from .routing import Router
 from .jsonutil import JSONDecodeError, dumps, loads
@@ -41,7 +43,6 @@ class WorkerFacts:
 
     template: Template
     context_length: int
-    expires: float
 
 
 def create_session(config: UpstreamConfig) -> aiohttp.ClientSession:
@@ -80,15 +81,14 @@ class Upstream:
             total=config.upstream.connect_timeout + config.upstream.read_timeout,
             sock_connect=config.upstream.connect_timeout,
         )
+        grace = config.controller.outage_grace
         self._models: list[str] = []
-        self._models_expire = 0.0
-        self._models_fetched = 0.0
-        self._models_lock = asyncio.Lock()
+        self._model_list = Cached(self._list_models, ttl=self._model_ttl, max_age=grace,
+                                  name="the model list")
         self._missing_since: dict[str, float] = {}  # models the controller stopped listing
-        self._multimodal: frozenset[str] = frozenset()
-        self._multimodal_expire = 0.0
-        self._multimodal_lock = asyncio.Lock()
-        self._facts: dict[tuple[str, str], WorkerFacts] = {}
+        self._multimodal = Cached(self._list_multimodal_models, ttl=self._model_ttl, max_age=grace,
+                                  name="the multimodal model list")
+        self._facts: dict[tuple[str, str], Cached[WorkerFacts]] = {}
         self._outage_grace = config.controller.outage_grace
         self.skip_token_count = config.upstream.skip_token_count
         self._router = Router(
@@ -99,7 +99,9 @@ class Upstream:
         )
 
     async def close(self) -> None:
-        """Stop background work (routing refreshes) before the session closes."""
+        """Stop background work (routing and cache refreshes) before the session closes."""
+        for cached in (self._model_list, self._multimodal, *self._facts.values()):
+            cached.cancel()
         await self._router.close()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -169,35 +171,30 @@ class Upstream:
         controller names it again, and its facts are asked afresh."""
         self._router.drop(worker)
         for key in [key for key in self._facts if key[0] == worker]:
-            del self._facts[key]
+            self._facts.pop(key).cancel()
 
     # -- controller -------------------------------------------------------------------------
 
     async def models(self, *, poll_workers: bool = False) -> list[str]:
-        """Model names the controller's workers serve, sorted; cached for ``model_list_ttl``.
+        """Model names the controller's workers serve, sorted; fresh for ``model_list_ttl``,
+        then refreshed in the background, served stale through a controller outage for
+        ``outage_grace``.
 
-        With ``poll_workers`` an expired list is fetched after asking the controller to re-poll
-        its workers (what FastChat's ``/v1/models`` does every time), so that dead workers stop
-        being listed. Concurrent callers share one call to the controller.
+        With ``poll_workers`` (``/v1/models``) a list older than ``model_list_ttl`` is fetched
+        after asking the controller to re-poll its workers, as FastChat's ``/v1/models`` does
+        every time, so that dead workers stop being listed.
         """
-        if time.monotonic() < self._models_expire:
-            return self._models
-        async with self._models_lock:
-            if time.monotonic() < self._models_expire:
-                return self._models
-            try:
-                if poll_workers:
-                    await self._call(f"{self._controller}/refresh_all_workers", None, "The controller")
-                answer = await self._call(f"{self._controller}/list_models", None, "The controller")
-            except errors.APIError as exc:
-                if exc.code != "controller_unreachable" or not self._models_stale_ok():
-                    raise
-                self._models_expire = time.monotonic() + self._model_ttl
-                return self._models
-            self._note_missing(sorted(answer.get("models") or []))
-            self._models_fetched = time.monotonic()
-            self._models_expire = self._models_fetched + self._model_ttl
-            return self._models
+        if not poll_workers or self._model_list.age < self._model_ttl:
+            return await self._model_list.get()
+        with contextlib.suppress(errors.APIError):  # the listing that follows decides
+            await self._call(f"{self._controller}/refresh_all_workers", None, "The controller")
+        return await self._model_list.fresh()
+
+    async def _list_models(self) -> list[str]:
+        answer = await self._call(f"{self._controller}/list_models", None, "The controller")
+        models = sorted(answer.get("models") or [])
+        self._note_missing(models)
+        return models
 
     def _note_missing(self, models: list[str]) -> None:
         """Take the controller's new list, noting when each model left it."""
@@ -206,10 +203,6 @@ class Upstream:
         for name in models:
             self._missing_since.pop(name, None)
         self._models = models
-
-    def _models_stale_ok(self) -> bool:
-        """During a controller outage the last list stays good for ``outage_grace`` seconds."""
-        return bool(self._models) and time.monotonic() - self._models_fetched < self._outage_grace
 
     async def controller_models(self) -> list[str]:
         """The controller's model list asked now, past the cache and the outage grace: what
@@ -220,17 +213,11 @@ class Upstream:
     async def multimodal_models(self) -> frozenset[str]:
         """Model names served by workers registered with ``multimodal: true``; cached like
         :meth:`models`. Only these are sent images."""
-        if time.monotonic() < self._multimodal_expire:
-            return self._multimodal
-        async with self._multimodal_lock:
-            if time.monotonic() < self._multimodal_expire:
-                return self._multimodal
-            answer = await self._call(
-                f"{self._controller}/list_multimodal_models", None, "The controller"
-            )
-            self._multimodal = frozenset(answer.get("models") or ())
-            self._multimodal_expire = time.monotonic() + self._model_ttl
-            return self._multimodal
+        return await self._multimodal.get()
+
+    async def _list_multimodal_models(self) -> frozenset[str]:
+        answer = await self._call(f"{self._controller}/list_multimodal_models", None, "The controller")
+        return frozenset(answer.get("models") or ())
 
     async def check_model(self, model: str) -> None:
         """404 with FastChat's text (code 40301) unless a worker serves ``model``.
@@ -243,8 +230,7 @@ class Upstream:
         """
         models = await self.models()
         if model not in models:
-            self._models_expire = 0.0
-            models = await self.models()
+            models = await self._model_list.fresh()
         if model in models:
             return
         missing = self._missing_since.get(model)
@@ -272,23 +258,27 @@ class Upstream:
     # -- workers ----------------------------------------------------------------------------
 
     async def facts(self, worker: str, model: str) -> WorkerFacts:
-        """The worker's conversation template and context length, cached per worker."""
+        """The worker's conversation template and context length, one fetch shared by every
+        request, reused for ``worker_facts_ttl`` and then refreshed in the background."""
         key = (worker, model)
         cached = self._facts.get(key)
-        if cached is not None and cached.expires > time.monotonic():
-            return cached
+        if cached is None:
+            cached = self._facts[key] = Cached(
+                lambda: self._fetch_facts(worker, model), ttl=self._facts_ttl,
+                max_age=2 * self._facts_ttl, name=f"the template of {model} at {worker}",
+            )
+        return await cached.get()
+
+    async def _fetch_facts(self, worker: str, model: str) -> WorkerFacts:
         conv, details = await asyncio.gather(
             self._call(f"{worker}/worker_get_conv_template", {"model": model},
                        "The worker", worker=worker),
             self._call(f"{worker}/model_details", {"model": model}, "The worker", worker=worker),
         )
-        facts = WorkerFacts(
+        return WorkerFacts(
             template=Template.from_worker(conv["conv"], worker),
             context_length=int(details["context_length"]),
-            expires=time.monotonic() + self._facts_ttl,
         )
-        self._facts[key] = facts
-        return facts
 
     async def count_tokens(self, worker: str, model: str, prompt: str) -> int:
         """The worker tokenizer's count of ``prompt``, special tokens included."""

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import shortuuid
 from aiohttp import web
 
 from .. import generation, metrics, schemas
 from ..generation import Job
+from ..ids import new_id
 from ..jsonutil import json_response
 from ..streaming import DONE, event, first_frames, open_stream, relay
 from ..typedefs import model_key, upstream_key
@@ -55,7 +55,7 @@ async def _complete(request: web.Request, upstream: Upstream, req: dict[str, Any
     usage = generation.usage(job.prompt_tokens, results)
     metrics.record_usage(request, usage)
     return json_response({
-        "id": f"chatcmpl-{shortuuid.random()}",
+        "id": new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req["model"],
@@ -71,7 +71,7 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
     streams = await first_frames([upstream.generate_stream(job.worker, job.params) for _ in range(n)])
     include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
     head = {
-        "id": f"chatcmpl-{shortuuid.random()}",
+        "id": new_id("chatcmpl-"),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": req["model"],

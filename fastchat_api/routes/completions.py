@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import shortuuid
 from aiohttp import web
 
 from .. import generation, metrics, schemas
 from ..generation import Job
+from ..ids import new_id
 from ..jsonutil import json_response
 from ..streaming import DONE, event, first_frames, open_stream, relay
 from ..typedefs import model_key, upstream_key
@@ -71,7 +71,7 @@ async def _complete(
         for index, result in enumerate(results)
     ]
     return json_response({
-        "id": f"cmpl-{shortuuid.random()}",
+        "id": new_id("cmpl-"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": req["model"],
@@ -89,7 +89,7 @@ async def _stream(request: web.Request, upstream: Upstream, req: dict[str, Any],
     )
     include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
     head = {
-        "id": f"cmpl-{shortuuid.random()}",
+        "id": new_id("cmpl-"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": req["model"],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import shortuuid
 from aiohttp import web
 
+from ..ids import new_id
 from ..jsonutil import json_response
 from ..typedefs import upstream_key
 
@@ -25,7 +25,7 @@ def model_card(name: str, created: int) -> dict[str, Any]:
         "parent": None,
         "permission": [
             {
-                "id": f"modelperm-{shortuuid.random()}",
+                "id": new_id("modelperm-"),
                 "object": "model_permission",
                 "created": created,
                 "allow_create_engine": False,

@@ -38,6 +38,7 @@ async def test_a_model_gone_from_the_list_is_a_503_for_the_outage_grace_then_a_4
     client = await make_client(controller={"outage_grace": 0.3, "model_list_ttl": 0})
     assert (await client.get("/v1/models/fake-model")).status == 200
     fake.models = []
+    assert (await client.get("/v1/models")).status == 200  # /v1/models lists afresh
     resp = await client.get("/v1/models/fake-model")
     assert resp.status == 503 and resp.headers["Retry-After"]
     assert (await resp.json())["error"]["code"] == "upstream_unavailable"

@@ -1,0 +1,70 @@
+"""The shared control-plane cache: one fetch at a time, stale values served while refreshing,
+too-old values never served."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fastchat_api.cache import Cached
+
+
+class Source:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+        self.delay = 0.0
+
+    async def fetch(self) -> int:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("down")
+        return self.calls
+
+
+async def test_concurrent_first_reads_share_one_fetch():
+    source = Source()
+    source.delay = 0.01
+    cached = Cached(source.fetch, ttl=10, max_age=10, name="x")
+    assert await asyncio.gather(*(cached.get() for _ in range(50))) == [1] * 50
+    assert source.calls == 1
+
+
+async def test_stale_value_is_served_while_one_refresh_runs():
+    source = Source()
+    cached = Cached(source.fetch, ttl=0.01, max_age=10, name="x")
+    assert await cached.get() == 1
+    await asyncio.sleep(0.02)
+    assert [await cached.get() for _ in range(5)] == [1] * 5  # no caller waits
+    await asyncio.sleep(0.01)
+    assert await cached.get() == 2 and source.calls == 2
+
+
+async def test_a_failed_refresh_keeps_the_value_until_max_age_then_raises():
+    source = Source()
+    cached = Cached(source.fetch, ttl=0.01, max_age=0.1, name="x")
+    await cached.get()
+    source.fail = True
+    await asyncio.sleep(0.02)
+    assert await cached.get() == 1
+    assert await cached.fresh() == 1  # fetched now, failed, stale is still young enough
+    await asyncio.sleep(0.1)
+    with pytest.raises(RuntimeError):
+        await cached.get()
+    with pytest.raises(RuntimeError):
+        await cached.fresh()
+    source.fail = False
+    assert await cached.get() > 1
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch():
+    source = Source()
+    source.delay = 0.05
+    cached = Cached(source.fetch, ttl=10, max_age=10, name="x")
+    first = asyncio.create_task(cached.get())
+    second = asyncio.create_task(cached.get())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert await second == 1
