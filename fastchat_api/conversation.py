@@ -284,6 +284,7 @@ def _undecodable(worker: str, name: Any, why: str) -> APIError:
         status=500,
         code="unsupported_template",
         fastchat_code=ErrorCode.INTERNAL_ERROR,
+        headers={"x-should-retry": "false"},  # the openai client would retry a 500 in vain
     )
 
 
