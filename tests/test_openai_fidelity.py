@@ -124,3 +124,62 @@ async def test_request_id_reaches_the_client(async_openai):
         model="fake-model", messages=CHAT["messages"], extra_headers={"X-Request-Id": "trace-7"})
     assert raw.headers["x-request-id"] == "trace-7"
     assert json.loads(raw.text)["object"] == "chat.completion"
+
+
+def _as_final(chunk: dict) -> dict:
+    """A completion chunk as OpenAI's schema describes it. The spec has one schema for whole
+    answers and chunks, without the nulls OpenAI's own streams send (``finish_reason`` until a
+    choice ends, ``usage`` before the last chunk with ``include_usage``), as ours do; only
+    those two are relaxed."""
+    relaxed = chunk | {"choices": [c | {"finish_reason": c["finish_reason"] or "stop"}
+                                   for c in chunk["choices"]]}
+    if relaxed.get("usage", {}) is None:
+        del relaxed["usage"]
+    return relaxed
+
+
+@pytest.mark.parametrize("extra", [{}, {"n": 2, "prompt": ["a", "b"]},
+                                   {"stream_options": {"include_usage": True}}])
+async def test_every_completion_chunk_validates(client, extra):
+    resp = await client.post("/v1/completions",
+                             json={"model": "fake-model", "prompt": "Hi", "stream": True} | extra)
+    for chunk in sse_events(await resp.read())[:-1]:
+        if chunk["choices"]:
+            validate("CreateCompletionResponse", _as_final(chunk))
+        else:
+            assert set(chunk["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+
+
+async def test_completion_and_embedding_bodies_validate(client):
+    body = await (await client.post("/v1/completions", json={
+        "model": "fake-model", "prompt": ["a", "b"], "n": 2, "echo": True, "logprobs": 1})).json()
+    validate("CreateCompletionResponse", body)
+    for path in ("/v1/embeddings", "/v1/engines/fake-model/embeddings"):
+        body = await (await client.post(path, json={
+            "model": "fake-model", "input": ["a", "b", "c", "d", "e"], "encoding_format": "float"})).json()
+        validate("CreateEmbeddingResponse", body)
+
+
+async def test_api_v1_chat_validates_as_chat(client):
+    body = await (await client.post("/api/v1/chat/completions", json=CHAT)).json()
+    validate("CreateChatCompletionResponse", body)
+    resp = await client.post("/api/v1/chat/completions", json=CHAT | {"stream": True})
+    for chunk in sse_events(await resp.read())[:-1]:
+        validate("CreateChatCompletionStreamResponse", chunk)
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/v1/completions", {"model": "fake-model", "prompt": "x", "suffix": "y"}),
+        ("/v1/completions", {"model": "nope", "prompt": "x"}),
+        ("/v1/embeddings", {"model": "fake-model", "input": "x", "dimensions": 8}),
+        ("/v1/engines/nope/embeddings", {"input": "x"}),
+        ("/api/v1/token_check", {"prompts": [{"model": "fake-model"}]}),
+        ("/api/v1/chat/completions", {"model": "fake-model", "messages": [{"role": "tool", "content": "x"}]}),
+    ],
+)
+async def test_error_bodies_of_every_route_validate(client, path, payload):
+    resp = await client.post(path, json=payload)
+    assert 400 <= resp.status < 500
+    validate("ErrorResponse", await resp.json())
