@@ -37,20 +37,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-VICUNA_V1_1 = {
-    "name": "vicuna_v1.1",
-    "system_template": "{system_message}",
-    "system_message": "A chat between a curious user and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
-    "roles": ["USER", "ASSISTANT"],
-    "messages": [],
-    "offset": 0,
-    "sep_style": 2,  # ADD_COLON_TWO in fschat 0.2.36
-    "sep": " ",
-    "sep2": "</s>",
-    "stop_str": None,
-    "stop_token_ids": None,
-}
+from fastchat_api.devstack import VICUNA_V1_1_CONV as VICUNA_V1_1
 
 # The words the generated text is made of; one word is one "token".
 WORDS = ("Hello", " there", "!", " I", " am", " a", " fast", " stand", "-in", " for", " a",

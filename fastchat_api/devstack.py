@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 __all__ = [
     "DEFAULT_CONV_TEMPLATE",
     "DEFAULT_MODEL_NAME",
+    "VICUNA_V1_1_CONV",
     "ManagedProcess",
     "Stack",
     "StackError",
@@ -67,6 +68,22 @@ __all__ = [
 HOST = "127.0.0.1"
 DEFAULT_MODEL_NAME = "tiny-llama"
 DEFAULT_CONV_TEMPLATE = "vicuna_v1.1"
+#: What a fschat 0.2.36 worker started with ``--conv-template vicuna_v1.1`` answers to
+#: ``/worker_get_conv_template`` (the ``conv`` value): served by the test and benchmark stand-ins.
+VICUNA_V1_1_CONV = {
+    "name": "vicuna_v1.1",
+    "system_template": "{system_message}",
+    "system_message": "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+    "roles": ["USER", "ASSISTANT"],
+    "messages": [],
+    "offset": 0,
+    "sep_style": 2,  # ADD_COLON_TWO in fschat 0.2.36's numbering
+    "sep": " ",
+    "sep2": "</s>",
+    "stop_str": None,
+    "stop_token_ids": None,
+}
 #: Seconds allowed for a model worker to import torch, load the model and serve.
 WORKER_START_TIMEOUT = 180.0
 CONTROLLER_START_TIMEOUT = 60.0

@@ -14,21 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-VICUNA = {
-    "name": "vicuna_v1.1",
-    "system_template": "{system_message}",
-    "system_message": "A chat between a curious user and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the user's questions.",
-    "roles": ["USER", "ASSISTANT"],
-    "messages": [],
-    "offset": 0,
-    "sep_style": 2,
-    "sep": " ",
-    "sep2": "</s>",
-    "stop_str": None,
-    "stop_token_ids": None,
-}
-
+from fastchat_api.devstack import VICUNA_V1_1_CONV as VICUNA
 
 @dataclass
 class FakeFastChat:
