@@ -1,7 +1,7 @@
 """The access log: one structured line per request, as JSON or logfmt, for log pipelines.
 
 aiohttp calls the logger once a response is over (a stream when its last event is written).
-Lines carry what handlers and middlewares put on the request: its id, the key's identity
+Lines carry what the request's record holds (``record.py``): its id, the key's identity
 (never the key), the model and the tokens, beside status and duration. Fields without a value
 are left out.
 """
@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .jsonutil import dumps
-from .typedefs import api_key_id_key, first_token_key, model_key, request_id_key, usage_key
+from .record import RequestRecord, record_key
 
 logger = logging.getLogger("fastchat_api.access")
 
@@ -65,19 +65,20 @@ class StructuredAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        usage = request.get(usage_key) or {}
+        record = request.get(record_key) or RequestRecord()
+        usage = record.usage or {}
         fields = {
             "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "pid": self._pid,
-            "request_id": request.get(request_id_key),
+            "request_id": record.request_id,
             "remote": request.remote,
             "method": request.method,
             "path": request.path,
             "status": response.status,
             "duration_ms": _ms(time),
-            "ttft_ms": _ms(request.get(first_token_key)),
-            "key": request.get(api_key_id_key),
-            "model": request.get(model_key),
+            "ttft_ms": _ms(record.first_token),
+            "key": record.key_id,
+            "model": record.model,
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
             "user_agent": request.headers.get("User-Agent"),

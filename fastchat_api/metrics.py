@@ -8,10 +8,10 @@ the default registry (with the process and GC collectors) is scraped.
 A request costs the middleware two clock reads, a gauge up and down, and two label children
 found in a dict: children are made once per label set, never per request.
 
-Routes feed it through three calls, each taking the request so that the access log sees the
-same facts: set ``request[model_key]`` once the body is validated, call :func:`record_usage`
-with the usage the answer reports (streams too, even when the client did not ask for it),
-and :func:`first_token` when a stream's first token arrives (``streaming.open_stream`` does).
+Pipelines feed it through the request's record (``record.py``), which the access log reads
+too: ``record.model`` once the body is validated, :func:`record_usage` with the usage the
+answer reports (streams too, even when the client did not ask for it), and :func:`first_token`
+when a stream's first token arrives (``streaming.open_stream`` does).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .typedefs import first_token_key, model_key, started_key, usage_key
+from .record import RequestRecord, Usage, record_of
 
-U = TypeVar("U", bound=Mapping[str, int])
+U = TypeVar("U", bound=Usage)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Model names come from clients: past this many per process, unknown ones count as "other".
@@ -80,9 +80,9 @@ _completion_tokens = _Children(COMPLETION_TOKENS)
 _models: set[str] = set()
 
 
-def _model(request: web.Request) -> str:
+def _model(record: RequestRecord) -> str:
     """The request's model as a label: bounded, since any client can send any name."""
-    name = request.get(model_key)
+    name = record.model
     if name is None:
         return ""
     if name not in _models:
@@ -103,7 +103,7 @@ async def metrics_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Outermost, so that errors already turned into responses are counted with their status."""
-    request[started_key] = started = time.perf_counter()
+    record = record_of(request)
     IN_FLIGHT.inc()
     status = 500
     try:
@@ -118,24 +118,24 @@ async def metrics_middleware(
         raise
     finally:
         IN_FLIGHT.dec()
-        if first_token_key in request:
+        if record.first_token is not None:
             STREAMS.dec()
-        route, model = _route(request), _model(request)
+        route, model = _route(request), _model(record)
         _requests[route, model, status].inc()
-        _latency[route, model].observe(time.perf_counter() - started)
+        _latency[route, model].observe(time.perf_counter() - record.started)
 
 
-def first_token(request: web.Request) -> None:
+def first_token(record: RequestRecord) -> None:
     """A stream's first token reached the gateway: its latency, and one more stream in flight."""
-    request[first_token_key] = elapsed = time.perf_counter() - request[started_key]
-    _ttft[(_model(request),)].observe(elapsed)
+    record.first_token = elapsed = time.perf_counter() - record.started
+    _ttft[(_model(record),)].observe(elapsed)
     STREAMS.inc()
 
 
-def record_usage(request: web.Request, usage: U) -> U:
-    """An answer's token usage: counted by model, and kept on the request for the access log."""
-    request[usage_key] = usage
-    model = (_model(request),)
+def record_usage(record: RequestRecord, usage: U) -> U:
+    """An answer's token usage: counted by model, and kept on the record for the access log."""
+    record.usage = usage
+    model = (_model(record),)
     _prompt_tokens[model].inc(usage.get("prompt_tokens", 0))
     _completion_tokens[model].inc(usage.get("completion_tokens", 0))
     return usage
@@ -147,7 +147,7 @@ def upstream_error(worker: str | None, kind: str) -> None:
 
 
 def retry(worker: str) -> None:
-    """A request is sent again because ``worker`` failed; for whoever implements retries."""
+    """A request is sent again because ``worker`` failed (see ``pipeline.retry``)."""
     RETRIES.labels(worker).inc()
 
 

@@ -1,8 +1,10 @@
-"""Request ids, error mapping and API keys, in that order from the outside in.
+"""Request ids, error mapping and API keys, in that order from the outside in, all inside the
+metrics middleware (which counts each answer with the status it finally got).
 
-The error middleware is outermost so that nothing, not even an auth failure or a router 404,
-reaches a client as a bare 500 or an HTML page. Once a stream has started, an error can no
-longer change the status: it goes out as an in-band ``data: {"error": ...}`` event instead.
+The error middleware wraps the key check and every handler, so that nothing, not even an auth
+failure or a router 404, reaches a client as a bare 500 or an HTML page. Once a stream has
+started, an error can no longer change the status: it goes out as an in-band
+``data: {"error": ...}`` event instead.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .ids import new_id
 from .jsonutil import json_response
 from .shutdown import FAREWELL_TIMEOUT
 from .streaming import DONE, event
-from .typedefs import api_key_id_key, draining_key, keys_key, request_id_key, stream_key
+from .record import record_key, record_of
+from .typedefs import draining_key, keys_key
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,14 @@ def _request_id(request: web.Request) -> str:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id; ``add_request_id_header`` puts it on the response."""
-    request[request_id_key] = _request_id(request)
+    record_of(request).request_id = _request_id(request)
     return await handler(request)
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare`` hook: runs for streams and error pages alike."""
-    request_id = request.get(request_id_key)
+    record = request.get(record_key)
+    request_id = record.request_id if record is not None else None
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
 
@@ -85,7 +89,7 @@ async def _farewell(request: web.Request) -> None:
     """A request cut short by the shutdown still gets a whole answer: its stream ends with an
     error event and [DONE], or, before the stream began, it gets a 503 with Retry-After."""
     error = errors.shutting_down()
-    stream = request.get(stream_key)
+    stream = record_of(request).stream
     try:
         async with asyncio.timeout(FAREWELL_TIMEOUT):
             if stream is not None and stream.prepared:
@@ -122,13 +126,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = _http_error(exc)
     except ConnectionError:
         # The client went away mid-response: there is nobody left to tell.
-        return request.get(stream_key) or web.Response(status=499, reason="Client Closed Request")
+        return record_of(request).stream or web.Response(status=499, reason="Client Closed Request")
     except Exception:
         log.exception("Unhandled error in %s %s", request.method, request.path)
         error = errors.internal()
     else:
         return response
-    stream = request.get(stream_key)
+    stream = record_of(request).stream
     if stream is not None and stream.prepared:
         return await _in_band(stream, error)
     return _error_response(error)
@@ -163,5 +167,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "Incorrect API key provided.",
             status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
         )
-    request[api_key_id_key] = identity
+    record_of(request).key_id = identity
     return await handler(request)

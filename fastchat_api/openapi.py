@@ -1,9 +1,8 @@
 """The OpenAPI 3.1 document of the running app, built from its router and marshmallow schemas.
 
 Paths come from the app's router, so a new route is listed without anyone remembering to. A
-handler's request body is the prebuilt schema of ``schemas`` it loads its body with, found in
-the names its code uses (``schemas.load(schemas.CHAT_COMPLETION, ...)``); its docstring is the
-operation's text. The document is built once, when the app starts and its router is frozen.
+handler's request body is the schema it declares with ``@schemas.accepts(...)``; its docstring
+is the operation's text (the first paragraph its summary). The document is built once, when the app starts and its router is frozen.
 """
 
 from __future__ import annotations
@@ -53,13 +52,6 @@ def _describe_own_field(self: Any, field: fields.Field, **kwargs: Any) -> dict[s
     return {"description": " ".join(text.split("\n\n")[0].split()).replace("``", "")}
 
 
-def request_schema(handler: Any) -> Schema | None:
-    """The prebuilt schema of ``schemas`` that the handler's code names, if exactly one."""
-    names = getattr(getattr(handler, "__code__", None), "co_names", ())
-    found = [getattr(schemas, name) for name in names if isinstance(getattr(schemas, name, None), Schema)]
-    return found[0] if len(found) == 1 else None
-
-
 def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -> dict[str, Any]:
     handler = route.handler
     doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ").capitalize()
@@ -80,7 +72,7 @@ def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -
     ]
     if parameters:
         operation["parameters"] = parameters
-    body = request_schema(handler)
+    body = schemas.request_schema(handler)
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
         if "stream" in body.fields:

@@ -6,14 +6,16 @@ failure is reported as a 400 whose ``param`` is the path of the first bad field.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sized
+import dataclasses
+import functools
+from typing import Any, Awaitable, Callable, Mapping, Sized, TypeVar
 
 from aiohttp import web
 from marshmallow import (
     EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema,
 )
 
-from . import errors
+from . import errors, protocol
 from .jsonutil import JSONDecodeError, loads
 
 _JSON_TYPES = ("application/json", "application/octet-stream", "")
@@ -102,8 +104,9 @@ def validation_error(exc: ValidationError, schema: Schema | None = None) -> erro
     return errors.invalid_request(f"Invalid value for '{param}': {reason}", param=param)
 
 
-def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``data`` with a prebuilt schema, raising the gateway's 400 on failure."""
+def load(schema: Schema, data: Mapping[str, Any]) -> Any:
+    """Validate ``data`` with a prebuilt schema: the typed body of ``protocol``, or the
+    gateway's 400 naming the first bad field."""
     try:
         return _sparse(schema, data).load(data)
     except ValidationError as exc:
@@ -333,25 +336,30 @@ class StreamOptions(Schema):
     include_usage = fields.Boolean(load_default=False)
 
 
-class SamplingSchema(Schema):
-    """Fields every generation route shares, with FastChat's defaults (an explicit null too).
+class _Body(Schema):
+    """A request body: unknown fields refused by name; loads into ``target``, where a field
+    left out or sent as null takes the target's (FastChat's) default."""
 
-    Every field OpenAI or FastChat defines is declared: honoured, accepted as inert, or refused
-    with a reason; any other field is refused by name.
-    """
+    target: type
 
     class Meta:
         unknown = RAISE
 
-    defaults: dict[str, Any] = {
-        "temperature": 0.7,
-        "top_p": 1.0,
-        "top_k": -1,
-        "n": 1,
-        "stream": False,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-    }
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        options = data.pop("stream_options", None)
+        if options is not None:
+            data["include_usage"] = options["include_usage"]
+        wanted = {f.name for f in dataclasses.fields(self.target)}
+        return self.target(**{k: v for k, v in data.items() if k in wanted and v is not None})
+
+
+class SamplingSchema(_Body):
+    """Fields every generation route shares.
+
+    Every field OpenAI or FastChat defines is declared: honoured, accepted as inert, or refused
+    with a reason; any other field is refused by name.
+    """
 
     model = fields.String(required=True, validate=_check_name)
     temperature = fields.Float(allow_none=True)
@@ -379,18 +387,9 @@ class SamplingSchema(Schema):
         "'service_tier' is not supported: this server has one tier.", inert=("auto", "default")
     )
 
-    @post_load
-    def _fill_defaults(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """FastChat's defaults also stand in for an explicit null, which FastChat crashes on."""
-        for key, value in self.defaults.items():
-            if data.get(key) is None:
-                data[key] = value
-        data.setdefault("max_tokens", None)
-        data.setdefault("stop", None)
-        return data
-
 
 class ChatCompletionSchema(SamplingSchema):
+    target = protocol.ChatRequest
     messages = Messages(required=True)
     max_completion_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS))
     tools = _no_tools("tools")
@@ -424,11 +423,11 @@ CHAT_COMPLETION = ChatCompletionSchema()
 class APIChatCompletionSchema(ChatCompletionSchema):
     """FastChat's ``/api/v1/chat/completions``: ``repetition_penalty`` always sent (1.0)."""
 
-    defaults = ChatCompletionSchema.defaults | {"repetition_penalty": 1.0}
+    target = protocol.APIChatRequest
 
 
 class CompletionSchema(SamplingSchema):
-    defaults = SamplingSchema.defaults | {"max_tokens": 16, "echo": False, "use_beam_search": False}
+    target = protocol.CompletionRequest
 
     prompt = TextInputs(required=True)
     suffix = Unsupported(
@@ -451,9 +450,8 @@ class CompletionSchema(SamplingSchema):
             )
 
 
-class EmbeddingsSchema(Schema):
-    class Meta:
-        unknown = RAISE
+class EmbeddingsSchema(_Body):
+    target = protocol.EmbeddingsRequest
 
     model = fields.String(allow_none=True, validate=_check_name)
     engine = fields.String(allow_none=True, validate=_check_name)
@@ -465,7 +463,9 @@ class EmbeddingsSchema(Schema):
     )
 
 
-class TokenCheckItemSchema(Schema):
+class TokenCheckItemSchema(_Body):
+    target = protocol.TokenCheckItem
+
     class Meta:
         unknown = EXCLUDE
 
@@ -474,7 +474,9 @@ class TokenCheckItemSchema(Schema):
     max_tokens = Int(required=True)
 
 
-class TokenCheckSchema(Schema):
+class TokenCheckSchema(_Body):
+    target = protocol.TokenCheckRequest
+
     class Meta:
         unknown = EXCLUDE
 
@@ -485,3 +487,31 @@ API_CHAT_COMPLETION = APIChatCompletionSchema()
 COMPLETION = CompletionSchema()
 EMBEDDINGS = EmbeddingsSchema()
 TOKEN_CHECK = TokenCheckSchema()
+
+
+B = TypeVar("B")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BodyHandler = Callable[[web.Request, B], Awaitable[web.StreamResponse]]
+_REQUEST_SCHEMA = "__request_schema__"
+
+
+def accepts(schema: Schema) -> Callable[[BodyHandler[Any]], Handler]:
+    """Route metadata, declared: the handler is called with the body ``schema`` loaded (a 4xx
+    naming the field otherwise), and ``/openapi.json`` documents ``schema`` as the route's
+    request body. Put it under the route decorator."""
+
+    def decorate(handler: BodyHandler[Any]) -> Handler:
+        @functools.wraps(handler)
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await handler(request, load(schema, await read_json(request)))
+
+        setattr(handle, _REQUEST_SCHEMA, schema)
+        return handle
+
+    return decorate
+
+
+def request_schema(handler: Any) -> Schema | None:
+    """The request body schema a handler declared with :func:`accepts`, if any."""
+    schema = getattr(handler, _REQUEST_SCHEMA, None)
+    return schema if isinstance(schema, Schema) else None

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import errors, metrics
 from .jsonutil import dumps
-from .typedefs import stream_key
+from .record import record_of
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {
@@ -42,9 +42,10 @@ async def open_stream(request: web.Request) -> web.StreamResponse:
     Called once the first frames are in, so this is the stream's time to first token.
     """
     response = web.StreamResponse(headers=SSE_HEADERS)
-    request[stream_key] = response
+    record = record_of(request)
+    record.stream = response
     await response.prepare(request)
-    metrics.first_token(request)
+    metrics.first_token(record)
     return response
 
 

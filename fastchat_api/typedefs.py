@@ -1,4 +1,7 @@
-"""Typed keys for application and request state, in one place so every module agrees."""
+"""Typed keys for application state, in one place so every module agrees.
+
+Per-request state is one record under ``record.record_key``.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +21,3 @@ upstream_key: web.AppKey["Upstream"] = web.AppKey("upstream_key")
 keys_key: web.AppKey["KeyStore"] = web.AppKey("keys_key")
 draining_key: web.AppKey["Draining"] = web.AppKey("draining_key")
 openapi_key = web.AppKey("openapi_key", bytes)
-request_id_key = web.RequestKey("request_id_key", str)
-api_key_id_key = web.RequestKey("api_key_id_key", str)
-stream_key = web.RequestKey("stream_key", web.StreamResponse)
-# Per-request facts for metrics and the access log, set by handlers (see metrics.py).
-model_key = web.RequestKey("model_key", str)
-usage_key = web.RequestKey("usage_key", dict)
-started_key = web.RequestKey("started_key", float)
-first_token_key = web.RequestKey("first_token_key", float)

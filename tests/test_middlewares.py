@@ -87,12 +87,12 @@ async def test_body_too_large_is_413(make_client):
 
 
 async def test_unexpected_exception_is_an_openai_500(client, monkeypatch):
-    from fastchat_api import generation
+    from fastchat_api.pipeline import chat
 
     async def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(generation, "plan_chat", explode)
+    monkeypatch.setattr(chat, "plan_chat", explode)
     resp = await client.post("/v1/chat/completions", json=CHAT)
     assert resp.status == 500
     body = await resp.json()

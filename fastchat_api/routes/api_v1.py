@@ -1,44 +1,37 @@
 """FastChat's own routes beside the OpenAI ones: ``POST /api/v1/token_check`` and
-``POST /api/v1/chat/completions`` (chat with ``repetition_penalty``)."""
+``POST /api/v1/chat/completions``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from .. import generation, schemas
+from .. import schemas
 from ..jsonutil import json_response
+from ..pipeline.chat import chat_completion
+from ..pipeline.token_check import token_check
+from ..protocol import APIChatRequest, TokenCheckRequest
 from ..typedefs import upstream_key
-from ..upstream import Upstream
-from . import chat
 
 routes = web.RouteTableDef()
 
 
-async def _check(upstream: Upstream, item: dict[str, Any]) -> dict[str, Any]:
-    """Whether a prompt and ``max_tokens`` fit the context of the worker the controller picks."""
-    model = item["model"]
-    await upstream.check_model(model)
-    worker = await upstream.worker_address(model)
-    facts = await upstream.facts(worker, model)
-    count = await upstream.count_tokens(worker, model, item["prompt"])
-    return {
-        "fits": count + item["max_tokens"] <= facts.context_length,
-        "tokenCount": count,
-        "contextLength": facts.context_length,
-    }
-
-
 @routes.post("/api/v1/token_check")
-async def token_check(request: web.Request) -> web.Response:
-    req = schemas.load(schemas.TOKEN_CHECK, await schemas.read_json(request))
-    upstream = request.app[upstream_key]
-    checked = await generation.gather_or_cancel(_check(upstream, item) for item in req["prompts"])
-    return json_response({"prompts": checked})
+@schemas.accepts(schemas.TOKEN_CHECK)
+async def check_tokens(request: web.Request, req: TokenCheckRequest) -> web.Response:
+    """Check whether prompts fit their model's context.
+
+    For each prompt, its token count, the model's context length, and whether the prompt plus
+    ``max_tokens`` fits (FastChat's route).
+    """
+    return json_response(await token_check(request.app[upstream_key], req))
 
 
 @routes.post("/api/v1/chat/completions")
-async def create_chat_completion(request: web.Request) -> web.StreamResponse:
-    req = schemas.load(schemas.API_CHAT_COMPLETION, await schemas.read_json(request))
-    return await chat.answer(request, req)
+@schemas.accepts(schemas.API_CHAT_COMPLETION)
+async def create_chat_completion(request: web.Request, req: APIChatRequest) -> web.StreamResponse:
+    """Create a chat completion (FastChat's route).
+
+    As ``/v1/chat/completions``, with ``repetition_penalty`` sent to the worker (1.0 unless
+    given).
+    """
+    return await chat_completion(request, req)

@@ -27,7 +27,7 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """The controller is reachable and serves at least one model; 503 with the reason if not."""
     try:
-        models = await request.app[upstream_key].controller_models()
+        models = await request.app[upstream_key].catalog.controller_models()
     except errors.APIError as exc:
         raise errors.upstream_unavailable(f"Not ready: {exc.message}") from None
     if not models:

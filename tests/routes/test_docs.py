@@ -9,7 +9,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from fastchat_api import schemas
-from fastchat_api.openapi import ERROR_SCHEMA, request_schema
+from fastchat_api.openapi import ERROR_SCHEMA
+from fastchat_api.schemas import request_schema
 
 DOCUMENTED_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 

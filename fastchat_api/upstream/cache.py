@@ -16,16 +16,22 @@ from typing import Awaitable, Callable, Generic, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Seconds on a monotonic scale; tests pass their own to move time without sleeping.
+Clock = Callable[[], float]
 
 
 class Cached(Generic[T]):
     """Fresh for ``ttl`` seconds; then served stale (refreshing in the background) up to
     ``max_age``; older than that, or never fetched, callers wait for one shared fetch."""
 
-    __slots__ = ("_fetch", "_ttl", "_max_age", "_value", "_at", "_task", "_name")
+    __slots__ = ("_fetch", "_ttl", "_max_age", "_value", "_at", "_task", "_name", "_clock")
 
-    def __init__(self, fetch: Callable[[], Awaitable[T]], *, ttl: float, max_age: float, name: str):
+    def __init__(
+        self, fetch: Callable[[], Awaitable[T]], *, ttl: float, max_age: float, name: str,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._fetch = fetch
+        self._clock = clock
         self._ttl = ttl
         self._max_age = max(ttl, max_age)
         self._name = name
@@ -35,7 +41,8 @@ class Cached(Generic[T]):
 
     @property
     def age(self) -> float:
-        return time.monotonic() - self._at
+        """Seconds since the value was fetched (infinite before the first fetch)."""
+        return self._clock() - self._at
 
     async def get(self) -> T:
         """The value, fetching only when it is missing or too old to serve."""
@@ -66,7 +73,7 @@ class Cached(Generic[T]):
     async def _refresh(self) -> T:
         try:
             value = await self._fetch()
-            self._value, self._at = value, time.monotonic()
+            self._value, self._at = value, self._clock()
             return value
         finally:
             self._task = None

@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from fastchat_api.cache import Cached
+from fastchat_api.upstream.cache import Cached
+
+from ..support import FakeClock
 
 
 class Source:
@@ -33,24 +35,25 @@ async def test_concurrent_first_reads_share_one_fetch():
 
 
 async def test_stale_value_is_served_while_one_refresh_runs():
-    source = Source()
-    cached = Cached(source.fetch, ttl=0.01, max_age=10, name="x")
+    source, clock = Source(), FakeClock()
+    cached = Cached(source.fetch, ttl=1, max_age=10, name="x", clock=clock)
     assert await cached.get() == 1
-    await asyncio.sleep(0.02)
+    clock.advance(2)
     assert [await cached.get() for _ in range(5)] == [1] * 5  # no caller waits
-    await asyncio.sleep(0.01)
+    for _ in range(5):  # the one background refresh runs
+        await asyncio.sleep(0)
     assert await cached.get() == 2 and source.calls == 2
 
 
 async def test_a_failed_refresh_keeps_the_value_until_max_age_then_raises():
-    source = Source()
-    cached = Cached(source.fetch, ttl=0.01, max_age=0.1, name="x")
+    source, clock = Source(), FakeClock()
+    cached = Cached(source.fetch, ttl=1, max_age=10, name="x", clock=clock)
     await cached.get()
     source.fail = True
-    await asyncio.sleep(0.02)
+    clock.advance(2)
     assert await cached.get() == 1
     assert await cached.fresh() == 1  # fetched now, failed, stale is still young enough
-    await asyncio.sleep(0.1)
+    clock.advance(10)
     with pytest.raises(RuntimeError):
         await cached.get()
     with pytest.raises(RuntimeError):

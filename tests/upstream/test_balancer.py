@@ -1,4 +1,4 @@
-"""Routing: the controller's choices reused briefly, refreshed in the background, dropped on
+"""The worker balancer: the controller's choices reused briefly, refreshed in the background, dropped on
 failure, kept through a controller outage for a bounded time."""
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ import itertools
 import pytest
 
 from fastchat_api import errors
-from fastchat_api.routing import Router
+from fastchat_api.config import ControllerConfig
+from fastchat_api.upstream.balancer import Balancer
+
+from ..support import FakeClock
 
 
 class Controller:
@@ -27,9 +30,9 @@ class Controller:
         return next(self.workers)
 
 
-def router(controller: Controller, **kwargs) -> Router:
-    options = {"ttl": 5.0, "refresh_interval": 0.0, "outage_grace": 30.0} | kwargs
-    return Router(controller.ask, **options)
+def router(controller: Controller, clock: FakeClock | None = None, **kwargs: float) -> Balancer:
+    options = {"worker_address_ttl": 5.0, "refresh_interval": 0.0, "outage_grace": 30.0} | kwargs
+    return Balancer(controller.ask, ControllerConfig(**options), clock=clock or FakeClock())
 
 
 async def test_first_pick_asks_then_reuses():
@@ -59,23 +62,26 @@ async def test_a_failed_worker_is_dropped_at_once():
 
 
 async def test_workers_the_controller_stops_naming_age_out():
-    controller = Controller("http://w1")
-    r = router(controller, ttl=0.05, refresh_interval=60)
+    controller, clock = Controller("http://w1"), FakeClock()
+    r = router(controller, clock, worker_address_ttl=5, refresh_interval=60)
     await r.pick("m")
-    await asyncio.sleep(0.06)
+    clock.advance(4)
+    await r.pick("m")
+    assert controller.asked == 1
+    clock.advance(2)
     await r.pick("m")
     assert controller.asked == 2
 
 
 async def test_controller_outage_keeps_known_workers_for_the_grace_period():
-    controller = Controller("http://w1")
-    r = router(controller, ttl=0.05, refresh_interval=0.0, outage_grace=0.3)
+    controller, clock = Controller("http://w1"), FakeClock()
+    r = router(controller, clock, worker_address_ttl=5, refresh_interval=0.0, outage_grace=30)
     assert await r.pick("m") == "http://w1"
     controller.down = True
-    await asyncio.sleep(0.06)
+    clock.advance(6)
     assert await r.pick("m") == "http://w1"  # expired, controller down: within the grace
     assert await r.pick("m") == "http://w1"
-    await asyncio.sleep(0.35)
+    clock.advance(31)
     with pytest.raises(errors.APIError) as caught:
         await r.pick("m")
     assert caught.value.status == 503

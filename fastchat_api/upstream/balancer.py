@@ -1,4 +1,5 @@
-"""Which worker takes the next request: the controller's choices, remembered briefly.
+"""The worker balancer: which worker takes the next request, from the controller's choices
+remembered briefly.
 
 FastChat's server asks the controller for a worker address before every request. Here the
 addresses the controller hands out for a model are kept for ``worker_address_ttl`` seconds and
@@ -17,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from . import errors
+from .. import errors
+from ..config import ControllerConfig
+from .cache import Clock
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +34,28 @@ class _Model:
     seen: dict[str, float] = field(default_factory=dict)
     turn: int = 0
     asked: float = 0.0
-    refreshing: asyncio.Task | None = None
+    refreshing: asyncio.Task[None] | None = None
 
 
-class Router:
-    """Round-robin over the workers the controller recently named for each model."""
+class Balancer:
+    """Round-robin over the workers the controller recently named for each model.
 
-    def __init__(self, ask: Ask, *, ttl: float, refresh_interval: float, outage_grace: float) -> None:
+    ``ask(model)`` is the controller's own pick (``/get_worker_address``).
+    """
+
+    def __init__(self, ask: Ask, config: ControllerConfig, *, clock: Clock = time.monotonic) -> None:
         self._ask = ask
-        self._ttl = ttl
-        self._refresh_interval = refresh_interval
-        self._outage_grace = outage_grace
+        self._ttl = config.worker_address_ttl
+        self._refresh_interval = config.refresh_interval
+        self._outage_grace = config.outage_grace
+        self._clock = clock
         self._models: dict[str, _Model] = {}
         self._outage_since: float | None = None
 
     async def pick(self, model: str) -> str:
         """A worker for ``model``; asks the controller only when none is known."""
         entry = self._models.setdefault(model, _Model())
-        now = time.monotonic()
+        now = self._clock()
         live = self._live(entry, now)
         if not live:
             return await self._learn_or_fall_back(model, entry)
@@ -77,14 +84,14 @@ class Router:
 
     async def _learn(self, model: str, entry: _Model) -> str:
         """Ask the controller now (nothing usable is known) and remember its answer."""
-        entry.asked = time.monotonic()
+        entry.asked = self._clock()
         try:
             worker = await self._ask(model)
         except errors.APIError as exc:
             self._note_outage(exc)
             raise
         self._outage_since = None
-        entry.seen[worker] = time.monotonic()
+        entry.seen[worker] = self._clock()
         return worker
 
     async def _learn_or_fall_back(self, model: str, entry: _Model) -> str:
@@ -93,7 +100,7 @@ class Router:
         try:
             return await self._learn(model, entry)
         except errors.APIError:
-            live = self._live(entry, time.monotonic())
+            live = self._live(entry, self._clock())
             if not live:
                 raise
             entry.turn += 1
@@ -110,4 +117,4 @@ class Router:
 
     def _note_outage(self, exc: errors.APIError) -> None:
         if exc.code == "controller_unreachable" and self._outage_since is None:
-            self._outage_since = time.monotonic()
+            self._outage_since = self._clock()

@@ -1,0 +1,99 @@
+"""From a validated request to the worker and ``gen_params`` it is generated with.
+
+The model must be served, the values in FastChat's ranges, the prompt rendered from the
+worker's template (chat) or taken verbatim (completions), and the prompt must leave room in the
+model's context: FastChat's rules (``fastchat_rules``) over what the upstream knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from ..aio import gather_or_cancel
+from ..conversation import Prompt
+from ..fastchat_rules import check_ranges, context_room, gen_params, merge_stop, provably_fits
+from ..protocol import ChatRequest, CompletionRequest, GenerationRequest
+from ..upstream import Upstream, WorkerFacts
+
+
+@dataclass(slots=True)
+class Job:
+    """One prompt's generation: where it goes and what the worker is asked."""
+
+    worker: str
+    params: dict[str, Any]
+    prompt_tokens: int | None  # None when the length rule needed no count
+
+
+async def prompt_room(
+    upstream: Upstream, worker: str, model: str, text: str, requested: int | None,
+    context_length: int, param: str,
+) -> tuple[int | None, int]:
+    """``(prompt tokens, or None when not counted; max new tokens)`` by FastChat's length rule.
+
+    The worker is asked to count only when the prompt's length alone cannot prove it fits.
+    """
+    if requested and upstream.skip_token_count and provably_fits(text, requested, context_length):
+        return None, requested
+    count = await upstream.client.count_tokens(worker, model, text)
+    return count, context_room(requested, context_length, count, param)
+
+
+async def _target(upstream: Upstream, req: GenerationRequest) -> tuple[str, WorkerFacts]:
+    """Model check, range checks, then the worker the balancer picks and what it says."""
+    await upstream.catalog.check_model(req.model)
+    check_ranges(req)
+    worker = await upstream.balancer.pick(req.model)
+    return worker, await upstream.catalog.facts(worker, req.model)
+
+
+def _has_image(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return type(content) is list and any(part["type"] == "image_url" for part in content)
+
+
+async def check_images(upstream: Upstream, req: ChatRequest) -> None:
+    """A 400 for images sent to a model no worker registered as multimodal (it would ignore
+    them and answer about an image it never saw)."""
+    if isinstance(req.messages, str) or not any(_has_image(message) for message in req.messages):
+        return
+    if req.model not in await upstream.catalog.multimodal_models():
+        raise errors.invalid_request(
+            f"The model {req.model} does not accept images: its worker did not register with the "
+            "controller as multimodal. Send text only, or use a vision model.",
+            param="messages",
+            code="images_not_supported",
+        )
+
+
+async def plan_chat(upstream: Upstream, req: ChatRequest) -> Job:
+    """The chat's prompt rendered from the worker's template, its stops and the template's
+    merged, and FastChat's length rule."""
+    worker, facts = await _target(upstream, req)
+    await check_images(upstream, req)
+    template = facts.template
+    prompt = template.render(req.messages)
+    prompt_tokens, max_new = await prompt_room(
+        upstream, worker, req.model, prompt.text, req.requested_tokens, facts.context_length, "messages"
+    )
+    stop = merge_stop(req.stop, template.stop_str)
+    return Job(worker, gen_params(req, prompt, max_new, stop, template.stop_token_ids), prompt_tokens)
+
+
+async def plan_completion(upstream: Upstream, req: CompletionRequest) -> list[Job]:
+    """One job per prompt: the prompt verbatim, the template's stops, and FastChat's length rule
+    over every prompt, the smallest room shared by all."""
+    worker, facts = await _target(upstream, req)
+    rooms = await gather_or_cancel(
+        prompt_room(upstream, worker, req.model, text, req.max_tokens, facts.context_length, "prompt")
+        for text in req.prompt
+    )
+    max_new = min(room for _, room in rooms)
+    template = facts.template
+    stop = merge_stop(req.stop, template.stop_str)
+    return [
+        Job(worker, gen_params(req, Prompt(text, []), max_new, stop, template.stop_token_ids), count)
+        for text, (count, _) in zip(req.prompt, rooms)
+    ]

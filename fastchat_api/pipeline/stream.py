@@ -1,0 +1,44 @@
+"""The one skeleton of every OpenAI stream this gateway sends, chat and completions alike.
+
+Every choice's first frame first (so an early failure is still an HTTP status), then the 200
+and its SSE headers, an optional prelude (chat's role deltas), each choice's new text as it
+comes, the usage chunk when the client asked for it, and ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from aiohttp import web
+
+from .. import metrics
+from ..record import Usage, record_of
+from ..streaming import DONE, Chunk, Frames, event, first_frames, open_stream, relay
+from ..upstream import Frame
+
+
+async def stream_choices(
+    request: web.Request,
+    streams: Sequence[Frames],
+    head: dict[str, Any],
+    chunk: Chunk,
+    usage: Callable[[list[Frame]], Usage],
+    *,
+    include_usage: bool,
+    prelude: bytes = b"",
+) -> web.StreamResponse:
+    """Relay ``streams`` (one per choice, in choice order) as one SSE response.
+
+    ``chunk`` renders one choice's new text; ``usage`` totals the choices' last frames, which
+    are counted (metrics, access log) whether or not the client asked to see them.
+    """
+    ready = await first_frames(streams)
+    response = await open_stream(request)
+    if prelude:
+        await response.write(prelude)
+    lasts = await relay(response, ready, chunk)
+    totals = metrics.record_usage(record_of(request), usage(lasts))
+    if include_usage:
+        await response.write(event(head | {"choices": [], "usage": totals}))
+    await response.write(DONE)
+    return response

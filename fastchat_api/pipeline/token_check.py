@@ -1,0 +1,27 @@
+"""FastChat's ``/api/v1/token_check``: whether each prompt and its ``max_tokens`` fit the
+context of the worker the balancer picks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aio import gather_or_cancel
+from ..protocol import TokenCheckItem, TokenCheckRequest
+from ..upstream import Upstream
+
+
+async def _check(upstream: Upstream, item: TokenCheckItem) -> dict[str, Any]:
+    await upstream.catalog.check_model(item.model)
+    worker = await upstream.balancer.pick(item.model)
+    facts = await upstream.catalog.facts(worker, item.model)
+    count = await upstream.client.count_tokens(worker, item.model, item.prompt)
+    return {
+        "fits": count + item.max_tokens <= facts.context_length,
+        "tokenCount": count,
+        "contextLength": facts.context_length,
+    }
+
+
+async def token_check(upstream: Upstream, req: TokenCheckRequest) -> dict[str, Any]:
+    """FastChat's answer: ``{"prompts": [{"fits", "tokenCount", "contextLength"}, ...]}``."""
+    return {"prompts": await gather_or_cancel(_check(upstream, item) for item in req.prompts)}

@@ -1,0 +1,91 @@
+"""Validated request bodies as typed objects: what the pipelines read.
+
+``schemas`` checks a body and builds one of these; a field a body leaves out, or sends as null,
+takes FastChat's default (``fastchat/protocol/openai_api_protocol.py``), since FastChat crashes
+on some explicit nulls. Fields that are accepted but have no effect here are not kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Messages = str | list[dict[str, Any]]  # OpenAI's messages, or FastChat's ready prompt string
+
+
+@dataclass(slots=True, kw_only=True)
+class GenerationRequest:
+    """The sampling fields every text-generation route shares."""
+
+    model: str
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = -1
+    n: int = 1
+    max_tokens: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float | None = None  # FastChat's HF worker honours it
+
+    @property
+    def requested_tokens(self) -> int | None:
+        """The most tokens the client asked to generate, if it said."""
+        return self.max_tokens
+
+
+@dataclass(slots=True, kw_only=True)
+class ChatRequest(GenerationRequest):
+    """``POST /v1/chat/completions``."""
+
+    messages: Messages
+    max_completion_tokens: int | None = None
+
+    @property
+    def requested_tokens(self) -> int | None:
+        """OpenAI's newer ``max_completion_tokens`` wins over ``max_tokens``."""
+        return self.max_completion_tokens or self.max_tokens
+
+
+@dataclass(slots=True, kw_only=True)
+class APIChatRequest(ChatRequest):
+    """FastChat's ``POST /api/v1/chat/completions``: ``repetition_penalty`` always sent."""
+
+    repetition_penalty: float | None = 1.0
+
+
+@dataclass(slots=True, kw_only=True)
+class CompletionRequest(GenerationRequest):
+    """``POST /v1/completions``: ``prompt`` is always a list (a string loads as one item)."""
+
+    prompt: list[str]
+    max_tokens: int | None = 16
+    echo: bool = False
+    logprobs: int | None = None
+    best_of: int | None = None
+    use_beam_search: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class EmbeddingsRequest:
+    """``POST /v1/embeddings``: ``input`` is always a list; the model may come from the path."""
+
+    input: list[str]
+    model: str | None = None
+    encoding_format: str | None = None  # "float" (default) or "base64"
+
+
+@dataclass(slots=True, kw_only=True)
+class TokenCheckItem:
+    """One prompt of FastChat's ``/api/v1/token_check``."""
+
+    model: str
+    prompt: str
+    max_tokens: int
+
+
+@dataclass(slots=True, kw_only=True)
+class TokenCheckRequest:
+    prompts: list[TokenCheckItem] = field(default_factory=list)

@@ -1,0 +1,51 @@
+"""One record per request of what it did, filled in as it goes and read at its end.
+
+Middlewares, pipelines, metrics and the access log all need the same few facts about a request
+(its id, whose key, which model, the tokens, when its first token left); they share this one
+typed record under ``record_key`` instead of loose keys on the request.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from aiohttp import web
+
+
+class Usage(TypedDict, total=False):
+    """OpenAI's ``usage`` object (token counts)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What one request did; None where it does not apply (yet)."""
+
+    started: float = field(default_factory=time.perf_counter)  # perf_counter seconds
+    request_id: str | None = None
+    key_id: str | None = None  # the key's identity (a hash prefix), never the key
+    model: str | None = None
+    usage: Usage | None = None
+    first_token: float | None = None  # seconds from ``started`` to a stream's first token
+    stream: web.StreamResponse | None = None  # the SSE response once it is prepared
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the 200 of a stream went out: errors can then only be sent in-band."""
+        return self.stream is not None and self.stream.prepared
+
+
+record_key = web.RequestKey("record_key", RequestRecord)
+
+
+def record_of(request: web.BaseRequest) -> RequestRecord:
+    """The request's record, made on first use (the outermost middleware makes it)."""
+    record = request.get(record_key)
+    if record is None:
+        record = request[record_key] = RequestRecord()
+    return record

@@ -1,0 +1,176 @@
+"""OpenAI's response objects, shaped from what workers return.
+
+Chat completions, text completions and their stream chunks, usage, finish reasons,
+log-probabilities, embeddings and model cards, as the OpenAI API reference defines them (with
+FastChat's extra fields where its clients read them).
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from array import array
+from typing import Any, Iterable, Sequence
+
+from . import __version__
+from .ids import new_id
+from .record import Usage
+
+# OpenAI's backend-configuration marker: which gateway build produced the answer.
+SYSTEM_FINGERPRINT = f"fastchat_api-{__version__}"
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+
+Frame = dict[str, Any]  # a worker's result or stream frame
+
+
+def finish_reason(result: Frame) -> str:
+    """OpenAI's finish reasons only; anything else a worker says (e.g. vLLM's abort) is a stop."""
+    reason = result.get("finish_reason")
+    return reason if reason in FINISH_REASONS else "stop"
+
+
+def usage(prompt_tokens: int | None, results: Sequence[Frame]) -> Usage:
+    """OpenAI's usage: the prompt counted once, completion tokens summed over choices.
+
+    The worker's own prompt count wins over ours: it is what the model actually read.
+    """
+    counts = [r.get("usage") or {} for r in results]
+    prompt = int(next((c["prompt_tokens"] for c in counts if c.get("prompt_tokens")), prompt_tokens or 0))
+    completion = sum(int(c.get("completion_tokens") or 0) for c in counts)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def total_usage(parts: Iterable[Usage]) -> Usage:
+    """Usages added up, e.g. one per prompt of a completions request."""
+    totals: Usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for part in parts:
+        totals["prompt_tokens"] += part.get("prompt_tokens", 0)
+        totals["completion_tokens"] += part.get("completion_tokens", 0)
+        totals["total_tokens"] += part.get("total_tokens", 0)
+    return totals
+
+
+def completion_logprobs(result: Frame, start: int = 0) -> dict[str, list[Any]] | None:
+    """The worker's logprobs in OpenAI's completions shape, from token ``start`` on; null when
+    it sent none."""
+    given = result.get("logprobs")
+    if not isinstance(given, dict):
+        return None
+    return {key: list(given.get(key) or ())[start:] for key in _LOGPROB_KEYS}
+
+
+def chunk_head(prefix: str, kind: str, model: str, *, include_usage: bool, fingerprint: bool) -> dict[str, Any]:
+    """The fields every chunk of one stream shares (``usage`` null until the last, when the
+    client asked for it)."""
+    head: dict[str, Any] = {"id": new_id(prefix), "object": kind, "created": int(time.time()), "model": model}
+    if fingerprint:
+        head["system_fingerprint"] = SYSTEM_FINGERPRINT
+    if include_usage:
+        head["usage"] = None
+    return head
+
+
+def chat_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict[str, Any]:
+    """A ``chat.completion``: choice ``i`` is ``results[i]``."""
+    return {
+        "id": new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": result.get("text", ""), "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason(result),
+            }
+            for index, result in enumerate(results)
+        ],
+        "usage": totals,
+    }
+
+
+def chat_chunk(head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` with one choice's delta."""
+    return head | {"choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+
+def text_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict[str, Any]:
+    """A ``text_completion``: choice ``i`` is ``results[i]``."""
+    return {
+        "id": new_id("cmpl-"),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": index,
+                "text": result.get("text", ""),
+                "logprobs": completion_logprobs(result),
+                "finish_reason": finish_reason(result),
+            }
+            for index, result in enumerate(results)
+        ],
+        "usage": totals,
+    }
+
+
+def text_completion_chunk(
+    head: dict[str, Any], index: int, text: str, logprobs: dict[str, list[Any]] | None, finish: str | None
+) -> dict[str, Any]:
+    """A streamed ``text_completion`` with one choice's new text."""
+    return head | {"choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]}
+
+
+def base64_float32(vector: list[float]) -> str:
+    """What OpenAI clients decode with ``np.frombuffer(b64decode(s), dtype="float32")``:
+    little-endian float32."""
+    values = array("f", vector)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def embeddings(model: str, vectors: Iterable[list[float]], tokens: int, *, as_base64: bool) -> dict[str, Any]:
+    """OpenAI's embeddings ``list``, vectors in input order."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "embedding": base64_float32(vector) if as_base64 else vector,
+             "index": index}
+            for index, vector in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def model_card(name: str, created: int) -> dict[str, Any]:
+    """OpenAI's model object with FastChat's extra fields (root, parent, permission)."""
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "fastchat",
+        "root": name,
+        "parent": None,
+        "permission": [
+            {
+                "id": new_id("modelperm-"),
+                "object": "model_permission",
+                "created": created,
+                "allow_create_engine": False,
+                "allow_sampling": True,
+                "allow_logprobs": True,
+                "allow_search_indices": True,
+                "allow_view": True,
+                "allow_fine_tuning": False,
+                "organization": "*",
+                "group": None,
+                "is_blocking": False,
+            }
+        ],
+    }
