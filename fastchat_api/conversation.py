@@ -136,7 +136,7 @@ class Template:
 
     __slots__ = (
         "name", "system_template", "system_message", "roles", "messages", "offset", "style",
-        "sep", "sep2", "stop_str", "stop_token_ids", "numbering", "worker",
+        "sep", "sep2", "stop_str", "stop_token_ids", "numbering",
         "_render", "_takes_images", "_placeholder",
     )
 
@@ -155,7 +155,6 @@ class Template:
         stop_str: str | list[str] | None,
         stop_token_ids: list[int] | None,
         numbering: str,
-        worker: str = "",
     ) -> None:
         self.name = name
         self.system_template = system_template
@@ -169,7 +168,6 @@ class Template:
         self.stop_str = stop_str
         self.stop_token_ids = stop_token_ids
         self.numbering = numbering
-        self.worker = worker
         self._render = _RENDERERS[style]
         self._takes_images = style in _IMAGE_STYLES[numbering]
         self._placeholder = "" if style == "DEFAULT" else _IMAGE_PLACEHOLDER
@@ -201,7 +199,6 @@ class Template:
             stop_str=conv["stop_str"],
             stop_token_ids=conv["stop_token_ids"],
             numbering=numbering,
-            worker=worker,
         )
 
     def system_prompt(self, system_message: str) -> str:

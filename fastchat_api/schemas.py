@@ -16,6 +16,7 @@ from marshmallow import (
 )
 
 from . import errors, protocol
+from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
 from .jsonutil import JSONDecodeError, loads
 
 _JSON_TYPES = ("application/json", "application/octet-stream", "")
@@ -27,7 +28,6 @@ MAX_TEXT = 10 * 1024 * 1024  # characters of one message content, prompt or inpu
 MAX_NAME = 1024  # characters of a model name, role, user and each stop string
 MAX_STOPS = 64  # stop strings (OpenAI takes 4): workers look for every one after every token
 MAX_N = 128  # n and best_of; a completion's prompts times n is at most MAX_ITEMS
-MAX_TOKENS = 1024 * 1024  # max_tokens and max_completion_tokens, before the clamp to the context
 
 
 def _at_most(limit: int, unit: str) -> Callable[[Sized], None]:

@@ -52,7 +52,9 @@ class Catalog:
 
     def close(self) -> None:
         """Stop refreshes in flight (on shutdown)."""
-        for cached in (self._model_list, self._multimodal, *self._facts.values()):
+        self._model_list.cancel()
+        self._multimodal.cancel()
+        for cached in self._facts.values():
             cached.cancel()
 
     # -- the controller's lists -------------------------------------------------------------

@@ -114,9 +114,9 @@ class UpstreamClient:
         ``not_found`` is raised instead when the route does not exist there (HTTP 404)."""
         what = _WORKER if worker else _CONTROLLER
         data = b"" if payload is None else dumps(payload)
-        limits = {"timeout": self._control_timeout} if control else {}
+        timeout = self._control_timeout if control else self._session.timeout
         try:
-            async with self._session.post(url, data=data, headers=_JSON_HEADERS, **limits) as resp:
+            async with self._session.post(url, data=data, headers=_JSON_HEADERS, timeout=timeout) as resp:
                 if resp.status == 404 and not_found is not None:
                     raise not_found
                 if resp.status != 200:
