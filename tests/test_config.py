@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import typing
@@ -102,6 +103,7 @@ def test_ssl_without_key_files_is_a_config_error(monkeypatch):
 
 
 HINTS = {name: typing.get_type_hints(kind) for name, kind in typing.get_type_hints(Config).items()}
+SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hints]
 # The marshmallow field each annotation must be checked with: the type is written on both sides
 # of a setting's line, so this keeps the two from drifting apart.
 FIELD_FOR_TYPE = {
@@ -148,3 +150,40 @@ def test_a_file_error_wins_over_a_bad_environment_default(monkeypatch):
     with pytest.raises(ConfigError, match=rf"^environment: {EMBEDDING_BATCH_ENV}: "):
         build_config({"server": {"port": 1}})
 
+
+KEY_LINE = re.compile(r"  (?:# )?([a-z][a-z0-9_]*):(?: |$)")  # a key, set or commented out
+
+
+def documented_keys(path: Path) -> list[tuple[str, bool]]:
+    """Each ``section.key`` that a shipped file sets or shows commented out, and whether a
+    comment of its own stands right above it (a commented-out key is not a comment)."""
+    found, section, previous = [], None, ""
+    for line in path.read_text().splitlines():
+        if match := re.fullmatch(r"([a-z][a-z0-9_]*):\s*", line):
+            section = match[1]
+        elif match := KEY_LINE.match(line):
+            explained = previous.startswith("  #") and not KEY_LINE.match(previous)
+            found.append((f"{section}.{match[1]}", explained))
+        previous = line
+    return found
+
+
+def test_prod_yaml_shows_every_setting_in_declaration_order():
+    assert [key for key, _ in documented_keys(ROOT / "config" / "prod.yaml")] == SETTINGS
+
+
+@pytest.mark.parametrize("name", ["prod.yaml", "dev.yaml"])
+def test_shipped_configs_name_only_settings_each_with_a_comment(name):
+    keys = documented_keys(ROOT / "config" / name)
+    assert keys and {key for key, _ in keys} <= set(SETTINGS)
+    assert [key for key, explained in keys if not explained] == []
+
+
+def test_prod_yaml_values_are_the_defaults_but_where_its_comments_say():
+    """prod.yaml's header promises that what it shows is the default unless a comment says."""
+    shown, defaults = load_config(ROOT / "config" / "prod.yaml"), build_config()
+    differing = {
+        f"{section}.{key}" for section, hints in HINTS.items() for key in hints
+        if getattr(getattr(shown, section), key) != getattr(getattr(defaults, section), key)
+    }
+    assert differing == {"server.host", "controller.address"}
