@@ -187,3 +187,12 @@ def test_prod_yaml_values_are_the_defaults_but_where_its_comments_say():
         if getattr(getattr(shown, section), key) != getattr(getattr(defaults, section), key)
     }
     assert differing == {"server.host", "controller.address"}
+
+
+def test_config_module_type_checks_strictly(tmp_path):
+    """The settings' annotations are what the rest of the package relies on; keep them checked."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path), "fastchat_api/config.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
