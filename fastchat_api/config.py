@@ -2,6 +2,15 @@
 
 A bad file must stop the process with one line naming the file, the key and the reason, so
 that an operator never runs a gateway with a setting silently ignored.
+
+Each setting is declared once: a dataclass field carries its default and the marshmallow field
+that checks it (type and validators), and each section's schema is derived from its dataclass.
+No library does the deriving: marshmallow-dataclass 8.7.1 and its fork marshmallow-dataclass2
+were last released before marshmallow 4 and pass field metadata on as keyword arguments, which
+marshmallow 4 refuses for anything but a field's own options; they also call the environment's
+default for ``embedding_batch_size`` before the file's own errors are reported. desert cannot
+read ``str | None``. The derivation below is a few lines and keeps the very marshmallow fields
+the file was always checked with.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -35,79 +44,13 @@ def _embedding_batch_size() -> int:
     return size
 
 
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    host: str = "localhost"
-    port: int = 8000
-    ssl: bool = False
-    client_max_size: int = 16 * 1024 * 1024
-    shutdown_timeout: float = 60.0
-    keepalive_timeout: float = 75.0
-    uvloop: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerConfig:
-    address: str = "http://localhost:21001"
-    model_list_ttl: float = 1.0
-    worker_address_ttl: float = 2.0
-    refresh_interval: float = 0.5
-    outage_grace: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    connect_timeout: float = 5.0
-    read_timeout: float = 100.0
-    max_connections: int = 1000
-    keepalive_timeout: float = 15.0
-    worker_facts_ttl: float = 60.0
-    skip_token_count: bool = True
-    max_frame_size: int = 16 * 1024 * 1024
-    embedding_batch_size: int = field(default_factory=_embedding_batch_size)
-
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    api_keys: tuple[str, ...] = ()
-    api_keys_file: str | None = None
-    api_keys_env: str | None = None
-    protect_api_v1: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class CorsConfig:
-    allow_credentials: bool = False
-    allowed_origins: tuple[str, ...] = ("*",)
-    allowed_methods: tuple[str, ...] = ("*",)
-    allowed_headers: tuple[str, ...] = ("*",)
-
-
-@dataclass(frozen=True, slots=True)
-class LoggingConfig:
-    level: str = "INFO"
-    access_format: str = "json"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
-    token: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    controller: ControllerConfig = field(default_factory=ControllerConfig)
-    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    cors: CorsConfig = field(default_factory=CorsConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-
-
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
+_NON_NEGATIVE = validate.Range(min=0)
 _PORT = validate.Range(min=1, max=65535)
+_NOT_EMPTY = validate.Length(min=1)
 _ENV_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Not an environment variable name.")
+_FIELD = "marshmallow_field"
+T = TypeVar("T")
 
 
 class _Switch(fields.String):
@@ -117,90 +60,121 @@ class _Switch(fields.String):
         return super()._deserialize("off" if value is False else value, attr, data, **kwargs)
 
 
-class _Section(Schema):
-    """A section of the file: unknown keys are errors, loads into its dataclass."""
+def _strict_int(check: validate.Validator) -> fields.Integer:
+    """An integer key: ``strict`` so that 1.5 or "8000" is an error, never truncated or parsed."""
+    return fields.Integer(strict=True, validate=check)
 
-    target: type
+
+def _setting(default: T, check: fields.Field[Any]) -> T:
+    """A config key declared once: its default and the marshmallow field that checks the file."""
+    return field(default=default, metadata={_FIELD: check})
+
+
+def _section(config: type[T]) -> T:
+    """A section of the file: a nested dataclass whose schema is derived from its settings."""
+    return field(default_factory=config, metadata={_FIELD: fields.Nested(_schema_of(config))})
+
+
+class _Section(Schema):
+    """A section's schema: unknown keys are errors, and it loads into the section's dataclass.
+
+    Lists become tuples so that the loaded config is immutable all the way down.
+    """
+
+    config: type[Any]
 
     class Meta:
         unknown = RAISE
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
-        return self.target(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return self.config(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-class ServerSchema(_Section):
-    target = ServerConfig
-    host = fields.String(validate=validate.Length(min=1))
-    port = fields.Integer(strict=True, validate=_PORT)
-    ssl = fields.Boolean()
-    client_max_size = fields.Integer(strict=True, validate=_POSITIVE)
-    shutdown_timeout = fields.Float(validate=validate.Range(min=0))
-    keepalive_timeout = fields.Float(validate=_POSITIVE)
-    uvloop = fields.Boolean()
+def _schema_of(config: type[Any]) -> type[_Section]:
+    """The schema class of a settings dataclass: one field per setting, in declaration order."""
+    declared = {item.name: item.metadata[_FIELD] for item in dataclasses.fields(config)}
+    return type(f"{config.__name__}Schema", (_Section,), {"config": config, **declared})
 
 
-class ControllerSchema(_Section):
-    target = ControllerConfig
-    address = fields.Url(require_tld=False, schemes={"http", "https"})
-    model_list_ttl = fields.Float(validate=validate.Range(min=0))
-    worker_address_ttl = fields.Float(validate=validate.Range(min=0))
-    refresh_interval = fields.Float(validate=validate.Range(min=0))
-    outage_grace = fields.Float(validate=validate.Range(min=0))
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = _setting("localhost", fields.String(validate=_NOT_EMPTY))
+    port: int = _setting(8000, _strict_int(_PORT))
+    ssl: bool = _setting(False, fields.Boolean())
+    client_max_size: int = _setting(16 * 1024 * 1024, _strict_int(_POSITIVE))
+    shutdown_timeout: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
+    keepalive_timeout: float = _setting(75.0, fields.Float(validate=_POSITIVE))
+    uvloop: bool = _setting(True, fields.Boolean())
 
 
-class UpstreamSchema(_Section):
-    target = UpstreamConfig
-    connect_timeout = fields.Float(validate=_POSITIVE)
-    read_timeout = fields.Float(validate=_POSITIVE)
-    max_connections = fields.Integer(strict=True, validate=validate.Range(min=0))
-    keepalive_timeout = fields.Float(validate=_POSITIVE)
-    worker_facts_ttl = fields.Float(validate=validate.Range(min=0))
-    skip_token_count = fields.Boolean()
-    max_frame_size = fields.Integer(strict=True, validate=_POSITIVE)
-    embedding_batch_size = fields.Integer(strict=True, validate=_POSITIVE)
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    address: str = _setting(
+        "http://localhost:21001", fields.Url(require_tld=False, schemes={"http", "https"})
+    )
+    model_list_ttl: float = _setting(1.0, fields.Float(validate=_NON_NEGATIVE))
+    worker_address_ttl: float = _setting(2.0, fields.Float(validate=_NON_NEGATIVE))
+    refresh_interval: float = _setting(0.5, fields.Float(validate=_NON_NEGATIVE))
+    outage_grace: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
 
 
-class AuthSchema(_Section):
-    target = AuthConfig
-    api_keys = fields.List(fields.String(validate=validate.Length(min=1)))
-    api_keys_file = fields.String(allow_none=True, validate=validate.Length(min=1))
-    api_keys_env = fields.String(allow_none=True, validate=_ENV_NAME)
-    protect_api_v1 = fields.Boolean()
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    connect_timeout: float = _setting(5.0, fields.Float(validate=_POSITIVE))
+    read_timeout: float = _setting(100.0, fields.Float(validate=_POSITIVE))
+    max_connections: int = _setting(1000, _strict_int(_NON_NEGATIVE))
+    keepalive_timeout: float = _setting(15.0, fields.Float(validate=_POSITIVE))
+    worker_facts_ttl: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
+    skip_token_count: bool = _setting(True, fields.Boolean())
+    max_frame_size: int = _setting(16 * 1024 * 1024, _strict_int(_POSITIVE))
+    # Read from the environment when a config is built, not at import (see _embedding_batch_size).
+    embedding_batch_size: int = field(
+        default_factory=_embedding_batch_size, metadata={_FIELD: _strict_int(_POSITIVE)}
+    )
 
 
-class CorsSchema(_Section):
-    target = CorsConfig
-    allow_credentials = fields.Boolean()
-    allowed_origins = fields.List(fields.String())
-    allowed_methods = fields.List(fields.String())
-    allowed_headers = fields.List(fields.String())
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    api_keys: tuple[str, ...] = _setting((), fields.List(fields.String(validate=_NOT_EMPTY)))
+    api_keys_file: str | None = _setting(None, fields.String(allow_none=True, validate=_NOT_EMPTY))
+    api_keys_env: str | None = _setting(None, fields.String(allow_none=True, validate=_ENV_NAME))
+    protect_api_v1: bool = _setting(True, fields.Boolean())
 
 
-class LoggingSchema(_Section):
-    target = LoggingConfig
-    level = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
-    access_format = _Switch(validate=validate.OneOf(["json", "logfmt", "off"]))
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    allow_credentials: bool = _setting(False, fields.Boolean())
+    allowed_origins: tuple[str, ...] = _setting(("*",), fields.List(fields.String()))
+    allowed_methods: tuple[str, ...] = _setting(("*",), fields.List(fields.String()))
+    allowed_headers: tuple[str, ...] = _setting(("*",), fields.List(fields.String()))
 
 
-class MetricsSchema(_Section):
-    target = MetricsConfig
-    token = fields.String(allow_none=True, validate=validate.Length(min=1))
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = _setting(
+        "INFO", fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+    )
+    access_format: str = _setting("json", _Switch(validate=validate.OneOf(["json", "logfmt", "off"])))
 
 
-class ConfigSchema(_Section):
-    target = Config
-    server = fields.Nested(ServerSchema)
-    controller = fields.Nested(ControllerSchema)
-    upstream = fields.Nested(UpstreamSchema)
-    auth = fields.Nested(AuthSchema)
-    cors = fields.Nested(CorsSchema)
-    logging = fields.Nested(LoggingSchema)
-    metrics = fields.Nested(MetricsSchema)
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    token: str | None = _setting(None, fields.String(allow_none=True, validate=_NOT_EMPTY))
 
 
-CONFIG_SCHEMA = ConfigSchema()
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = _section(ServerConfig)
+    controller: ControllerConfig = _section(ControllerConfig)
+    upstream: UpstreamConfig = _section(UpstreamConfig)
+    auth: AuthConfig = _section(AuthConfig)
+    cors: CorsConfig = _section(CorsConfig)
+    logging: LoggingConfig = _section(LoggingConfig)
+    metrics: MetricsConfig = _section(MetricsConfig)
+
+
+CONFIG_SCHEMA = _schema_of(Config)()
 
 
 def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
@@ -233,10 +207,11 @@ def build_config(
         raise ConfigError(f"{source}: (top level): expected a mapping of sections")
     merged = _merge(dict(data or {}), overrides or {})
     try:
-        return CONFIG_SCHEMA.load(merged)
+        config: Config = CONFIG_SCHEMA.load(merged)
     except ValidationError as exc:
         key, reason = _first_error(exc.messages)
         raise ConfigError(f"{source}: {key}: {reason}") from None
+    return config
 
 
 def load_config(
@@ -257,10 +232,3 @@ def load_config(
         raise ConfigError(f"{source}: (top level): not valid YAML: {reason}") from None
     return build_config(data, overrides, source)
 
-
-def replace(config: Config, **sections: Mapping[str, Any]) -> Config:
-    """A copy of ``config`` with some fields of some sections changed (used by tests)."""
-    changed = {
-        name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items()
-    }
-    return dataclasses.replace(config, **changed)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from marshmallow import fields
 
 from fastchat_api.__main__ import overrides, parse_args
-from fastchat_api.config import ConfigError, load_config
+from fastchat_api.config import (
+    CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, build_config, load_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,3 +100,99 @@ def test_ssl_without_key_files_is_a_config_error(monkeypatch):
     result = run_main("--ssl", env=env)
     assert result.returncode == 2
     assert "SSL_KEYFILE" in result.stderr
+
+
+HINTS = {name: typing.get_type_hints(kind) for name, kind in typing.get_type_hints(Config).items()}
+SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hints]
+# The marshmallow field each annotation must be checked with: the type is written on both sides
+# of a setting's line, so this keeps the two from drifting apart.
+FIELD_FOR_TYPE = {
+    int: fields.Integer, float: fields.Float, bool: fields.Boolean, str: fields.String,
+    str | None: fields.String, tuple[str, ...]: fields.List,
+}
+
+
+@pytest.mark.parametrize(("section", "key"), [(s, k) for s, hints in HINTS.items() for k in hints])
+def test_each_setting_is_checked_as_its_annotation_says(section, key):
+    kind = HINTS[section][key]
+    check = CONFIG_SCHEMA.fields[section].schema.fields[key]
+    assert isinstance(check, FIELD_FOR_TYPE[kind])
+    assert check.allow_none is (kind == str | None)
+    if kind is int:
+        assert check.strict  # 1.5 or "8000" for a count or a port is an error, not truncated
+    if kind == tuple[str, ...]:
+        assert isinstance(check.inner, fields.String)
+
+
+def test_every_default_passes_its_own_check():
+    defaults = build_config()
+    assert build_config(CONFIG_SCHEMA.dump(defaults)) == defaults
+
+
+def test_lists_load_as_tuples_so_the_config_stays_frozen():
+    config = build_config({"auth": {"api_keys": ["a", "b"]}, "cors": {"allowed_origins": ["http://x"]}})
+    assert config.auth.api_keys == ("a", "b")
+    assert config.cors.allowed_origins == ("http://x",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.server.port = 1
+
+
+@pytest.mark.parametrize("value", ["8000", 8000.0, 80.5])
+def test_integer_settings_are_strict(value):
+    with pytest.raises(ConfigError, match=r"^config: server.port: Not a valid integer$"):
+        build_config({"server": {"port": value}})
+
+
+def test_a_file_error_wins_over_a_bad_environment_default(monkeypatch):
+    monkeypatch.setenv(EMBEDDING_BATCH_ENV, "many")
+    with pytest.raises(ConfigError, match=r"^config: server.prot: Unknown field$"):
+        build_config({"server": {"prot": 1}})
+    with pytest.raises(ConfigError, match=rf"^environment: {EMBEDDING_BATCH_ENV}: "):
+        build_config({"server": {"port": 1}})
+
+
+KEY_LINE = re.compile(r"  (?:# )?([a-z][a-z0-9_]*):(?: |$)")  # a key, set or commented out
+
+
+def documented_keys(path: Path) -> list[tuple[str, bool]]:
+    """Each ``section.key`` that a shipped file sets or shows commented out, and whether a
+    comment of its own stands right above it (a commented-out key is not a comment)."""
+    found, section, previous = [], None, ""
+    for line in path.read_text().splitlines():
+        if match := re.fullmatch(r"([a-z][a-z0-9_]*):\s*", line):
+            section = match[1]
+        elif match := KEY_LINE.match(line):
+            explained = previous.startswith("  #") and not KEY_LINE.match(previous)
+            found.append((f"{section}.{match[1]}", explained))
+        previous = line
+    return found
+
+
+def test_prod_yaml_shows_every_setting_in_declaration_order():
+    assert [key for key, _ in documented_keys(ROOT / "config" / "prod.yaml")] == SETTINGS
+
+
+@pytest.mark.parametrize("name", ["prod.yaml", "dev.yaml"])
+def test_shipped_configs_name_only_settings_each_with_a_comment(name):
+    keys = documented_keys(ROOT / "config" / name)
+    assert keys and {key for key, _ in keys} <= set(SETTINGS)
+    assert [key for key, explained in keys if not explained] == []
+
+
+def test_prod_yaml_values_are_the_defaults_but_where_its_comments_say():
+    """prod.yaml's header promises that what it shows is the default unless a comment says."""
+    shown, defaults = load_config(ROOT / "config" / "prod.yaml"), build_config()
+    differing = {
+        f"{section}.{key}" for section, hints in HINTS.items() for key in hints
+        if getattr(getattr(shown, section), key) != getattr(getattr(defaults, section), key)
+    }
+    assert differing == {"server.host", "controller.address"}
+
+
+def test_config_module_type_checks_strictly(tmp_path):
+    """The settings' annotations are what the rest of the package relies on; keep them checked."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path), "fastchat_api/config.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
