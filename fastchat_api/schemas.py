@@ -336,6 +336,11 @@ class StreamOptions(Schema):
     include_usage = fields.Boolean(load_default=False)
 
 
+@functools.cache
+def _field_names(target: type) -> frozenset[str]:
+    return frozenset(field.name for field in dataclasses.fields(target))
+
+
 class _Body(Schema):
     """A request body: unknown fields refused by name; loads into ``target``, where a field
     left out or sent as null takes the target's (FastChat's) default."""
@@ -350,7 +355,7 @@ class _Body(Schema):
         options = data.pop("stream_options", None)
         if options is not None:
             data["include_usage"] = options["include_usage"]
-        wanted = {f.name for f in dataclasses.fields(self.target)}
+        wanted = _field_names(self.target)
         return self.target(**{k: v for k, v in data.items() if k in wanted and v is not None})
 
 
