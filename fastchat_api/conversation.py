@@ -150,8 +150,8 @@ class Template:
         messages: tuple[tuple[str, str | None], ...],
         offset: int,
         style: str,
-        sep: str | None,
-        sep2: str | None,
+        sep: str,
+        sep2: str,
         stop_str: str | list[str] | None,
         stop_token_ids: list[int] | None,
         numbering: str,
@@ -194,8 +194,8 @@ class Template:
             messages=tuple((role, text) for role, text in conv["messages"]),
             offset=conv["offset"],
             style=style,
-            sep=conv["sep"],
-            sep2=conv["sep2"],
+            sep=_sep(conv["sep"]),
+            sep2=_sep(conv["sep2"]),
             stop_str=conv["stop_str"],
             stop_token_ids=conv["stop_token_ids"],
             numbering=numbering,
@@ -346,6 +346,12 @@ def _check_fields(conv: dict[str, Any], style: str, worker: str) -> None:
         raise fail("stop_token_ids is not a list of integers")
 
 
+def _sep(value: Any) -> str:
+    """A separator as the renderers take it: ``_check_fields`` made sure it is a string where
+    the style reads it, so anything else (null, mostly) is one the style never reads."""
+    return value if isinstance(value, str) else ""
+
+
 def _all_str(items: Any) -> bool:
     return all(isinstance(item, str) for item in items)
 
@@ -357,7 +363,7 @@ def _all_str_list(value: Any) -> bool:
 # --- Renderers: one per style, (template, system message, turns) -> prompt. -------------------
 # A turn's text is "empty" when None or "": it then renders as the open slot of that role.
 
-Turns = list[tuple[str, Any]]
+Turns = list[tuple[str, str | None]]
 
 
 def _colon(turns: Turns, seps: tuple[str, str], out: list[str]) -> str:
