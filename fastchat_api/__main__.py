@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from aiohttp import web
 
@@ -16,7 +16,7 @@ from .app import create_app, new_event_loop, runner_options, setup_logging
 from .config import Config, ConfigError, load_config
 
 
-def _json_list(flag: str):
+def _json_list(flag: str) -> Callable[[str], list[str]]:
     def parse(value: str) -> list[str]:
         try:
             parsed = json.loads(value)

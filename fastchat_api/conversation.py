@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from fastchat_api.errors import APIError, ErrorCode, invalid_request
+from fastchat_api.protocol import ContentPart, Messages
 
 NUMBERING_0236 = "0.2.36"
 NUMBERING_HEAD = "head"
@@ -150,8 +151,8 @@ class Template:
         messages: tuple[tuple[str, str | None], ...],
         offset: int,
         style: str,
-        sep: str | None,
-        sep2: str | None,
+        sep: str,
+        sep2: str,
         stop_str: str | list[str] | None,
         stop_token_ids: list[int] | None,
         numbering: str,
@@ -194,8 +195,8 @@ class Template:
             messages=tuple((role, text) for role, text in conv["messages"]),
             offset=conv["offset"],
             style=style,
-            sep=conv["sep"],
-            sep2=conv["sep2"],
+            sep=_sep(conv["sep"]),
+            sep2=_sep(conv["sep2"]),
             stop_str=conv["stop_str"],
             stop_token_ids=conv["stop_token_ids"],
             numbering=numbering,
@@ -205,7 +206,7 @@ class Template:
         """The system block; the message is data, so braces in it stay literal."""
         return self.system_template.format(system_message=system_message)
 
-    def render(self, messages: str | list[dict[str, Any]]) -> Prompt:
+    def render(self, messages: Messages) -> Prompt:
         """Build the prompt as FastChat's API server does, from validated request messages."""
         if isinstance(messages, str):
             return Prompt(messages, [])
@@ -217,7 +218,7 @@ class Template:
             role = message["role"]
             content = message.get("content")
             if role == "user":
-                if type(content) is list:
+                if isinstance(content, list):
                     content, urls = self._user_parts(content)
                     if urls:
                         with_images.append((len(turns), urls))
@@ -236,7 +237,7 @@ class Template:
         turns.append((assistant, None))
         return Prompt(self._render(self, system, turns), self._images(with_images, len(turns)))
 
-    def _user_parts(self, parts: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    def _user_parts(self, parts: list[ContentPart]) -> tuple[str, list[str]]:
         """A content-list user turn: its text (with image marks where the style wants them)."""
         urls = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
         text = "\n".join([part["text"] for part in parts if part["type"] == "text"])
@@ -266,9 +267,9 @@ class Template:
         ]
 
 
-def _text_of(content: Any) -> str | None:
+def _text_of(content: str | list[ContentPart] | None) -> str | None:
     """System/assistant content; a list's text parts are joined as for user turns."""
-    if type(content) is list:
+    if isinstance(content, list):
         return "\n".join([part["text"] for part in content if part["type"] == "text"])
     return content
 
@@ -346,6 +347,12 @@ def _check_fields(conv: dict[str, Any], style: str, worker: str) -> None:
         raise fail("stop_token_ids is not a list of integers")
 
 
+def _sep(value: Any) -> str:
+    """A separator as the renderers take it: ``_check_fields`` made sure it is a string where
+    the style reads it, so anything else (null, mostly) is one the style never reads."""
+    return value if isinstance(value, str) else ""
+
+
 def _all_str(items: Any) -> bool:
     return all(isinstance(item, str) for item in items)
 
@@ -357,7 +364,7 @@ def _all_str_list(value: Any) -> bool:
 # --- Renderers: one per style, (template, system message, turns) -> prompt. -------------------
 # A turn's text is "empty" when None or "": it then renders as the open slot of that role.
 
-Turns = list[tuple[str, Any]]
+Turns = list[tuple[str, str | None]]
 
 
 def _colon(turns: Turns, seps: tuple[str, str], out: list[str]) -> str:

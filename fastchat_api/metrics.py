@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .record import RequestRecord, Usage, record_of
 
-U = TypeVar("U", bound=Usage)
+M = TypeVar("M", bound=MetricWrapperBase)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Model names come from clients: past this many per process, unknown ones count as "other".
@@ -60,14 +60,14 @@ RETRIES = Counter("fastchat_api_retries", "Requests sent again after an upstream
                   "worker that failed", ["worker"])
 
 
-class _Children(dict):
+class _Children(dict[tuple[object, ...], M]):
     """Label children by label values, each made on first use (``labels()`` takes a lock)."""
 
-    def __init__(self, metric: MetricWrapperBase) -> None:
+    def __init__(self, metric: M) -> None:
         super().__init__()
         self.metric = metric
 
-    def __missing__(self, values: tuple[Any, ...]) -> Any:
+    def __missing__(self, values: tuple[object, ...]) -> M:
         child = self[values] = self.metric.labels(*values)
         return child
 
@@ -132,7 +132,7 @@ def first_token(record: RequestRecord) -> None:
     STREAMS.inc()
 
 
-def record_usage(record: RequestRecord, usage: U) -> U:
+def record_usage(record: RequestRecord, usage: Usage) -> Usage:
     """An answer's token usage: counted by model, and kept on the record for the access log."""
     record.usage = usage
     model = (_model(record),)

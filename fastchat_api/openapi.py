@@ -43,7 +43,7 @@ class ErrorSchema(Schema):
 ERROR_SCHEMA = ErrorSchema()
 
 
-def _describe_own_field(self: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+def _describe_own_field(self: Any, field: fields.Field[Any], **kwargs: Any) -> dict[str, Any]:
     """apispec attribute function: our custom fields take JSON apispec cannot type (a string or
     a list, ...), so say in words what they take, or why they are refused."""
     if type(field).__module__ != schemas.__name__:
@@ -95,6 +95,7 @@ def build(app: web.Application) -> dict[str, Any]:
         plugins=[plugin],
         info={"description": "OpenAI-compatible API server for FastChat controllers and workers."},
     )
+    assert plugin.converter is not None  # made by plugin.init_spec, which APISpec() called
     plugin.converter.add_attribute_function(_describe_own_field)
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})

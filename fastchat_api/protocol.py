@@ -8,9 +8,35 @@ on some explicit nulls. Fields that are accepted but have no effect here are not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
-Messages = str | list[dict[str, Any]]  # OpenAI's messages, or FastChat's ready prompt string
+
+class ImageURL(TypedDict):
+    url: str
+
+
+class TextPart(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(TypedDict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+
+
+class ChatMessage(TypedDict):
+    """One chat message as ``schemas`` checks it: other keys (``name``, ...) pass unread, and
+    content may be null or absent on assistant messages only."""
+
+    role: str
+    content: NotRequired[str | list[ContentPart] | None]
+
+
+Messages = str | list[ChatMessage]  # OpenAI's messages, or FastChat's ready prompt string
 
 
 @dataclass(slots=True, kw_only=True)

@@ -156,7 +156,7 @@ class Int(fields.Integer):
         return number
 
 
-class Stop(fields.Field):
+class Stop(fields.Field[str | list[str]]):
     """``stop``: a string or a list of strings."""
 
     default_error_messages = {"invalid": "Must be a string or a list of strings."}
@@ -173,7 +173,7 @@ class Stop(fields.Field):
         raise self.make_error("invalid")
 
 
-class TextInputs(fields.Field):
+class TextInputs(fields.Field[list[str]]):
     """``prompt`` / ``input``: a string or a non-empty list of strings, loaded as a list.
 
     Token-id arrays are refused: a worker has no route that turns ids back into text, and
@@ -203,7 +203,7 @@ class TextInputs(fields.Field):
         raise self.make_error("invalid")
 
 
-class Unsupported(fields.Field):
+class Unsupported(fields.Field[None]):
     """An OpenAI parameter FastChat workers cannot honour: refused, never silently dropped.
 
     Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
@@ -307,14 +307,14 @@ def _checked(check: Callable[[Any], None], value: Any, *path: str) -> None:
         raise ValidationError(messages) from None
 
 
-class Messages(fields.Field):
+class Messages(fields.Field[protocol.Messages]):
     """``messages``: a list of chat messages, or (FastChat's extension) a ready prompt string."""
 
     default_error_messages = {
         "invalid": "Must be a non-empty list of messages or a string.",
     }
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[dict]:
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> protocol.Messages:
         if isinstance(value, str):
             _check_text(value)
             return value

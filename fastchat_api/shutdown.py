@@ -32,7 +32,7 @@ class Draining:
 
     def __init__(self) -> None:
         self.started = False
-        self._handlers: set[asyncio.Task] = set()
+        self._handlers: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 

@@ -9,7 +9,7 @@ the client as an HTTP error instead of a broken stream.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
@@ -24,9 +24,8 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 _REPLACEMENT = "\ufffd"
-_END = object()
 
-Frames = AsyncIterator[dict[str, Any]]
+Frames = AsyncGenerator[dict[str, Any], None]  # closed with aclose() when not read to the end
 # (choice index, new text, the frame it came from, whether the choice ends here) -> one event
 Chunk = Callable[[int, str, dict[str, Any], bool], bytes]
 
@@ -82,7 +81,8 @@ async def first_frames(streams: Sequence[Frames]) -> list[Frames]:
     tasks = [asyncio.ensure_future(anext(stream, None)) for stream in streams]
     try:
         firsts = [await tasks[0]] if len(tasks) == 1 else await asyncio.gather(*tasks)
-        if any(first is None for first in firsts):
+        present = [first for first in firsts if first is not None]
+        if len(present) < len(firsts):
             raise errors.upstream_failed("The worker closed the stream without sending a frame")
     except BaseException:
         for task in tasks:
@@ -90,7 +90,7 @@ async def first_frames(streams: Sequence[Frames]) -> list[Frames]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(stream.aclose() for stream in streams), return_exceptions=True)
         raise
-    return [_chain(first, stream) for first, stream in zip(firsts, streams)]
+    return [_chain(first, stream) for first, stream in zip(present, streams)]
 
 
 async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
@@ -99,7 +99,8 @@ async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict
         async for frame in streams[0]:
             yield 0, frame
         return
-    queue: asyncio.Queue = asyncio.Queue()
+    # (stream index, a frame / the error that ended the stream / None when it ended well)
+    queue: asyncio.Queue[tuple[int, dict[str, Any] | Exception | None]] = asyncio.Queue()
 
     async def pump(index: int, stream: Frames) -> None:
         try:
@@ -108,14 +109,14 @@ async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict
         except Exception as exc:
             queue.put_nowait((index, exc))
         else:
-            queue.put_nowait((index, _END))
+            queue.put_nowait((index, None))
 
     tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
     try:
         running = len(tasks)
         while running:
             index, item = await queue.get()
-            if item is _END:
+            if item is None:
                 running -= 1
             elif isinstance(item, Exception):
                 raise item

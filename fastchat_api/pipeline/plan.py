@@ -14,7 +14,7 @@ from .. import errors
 from ..aio import gather_or_cancel
 from ..conversation import Prompt
 from ..fastchat_rules import check_ranges, context_room, gen_params, merge_stop, provably_fits
-from ..protocol import ChatRequest, CompletionRequest, GenerationRequest
+from ..protocol import ChatMessage, ChatRequest, CompletionRequest, GenerationRequest
 from ..upstream import Upstream, WorkerFacts
 
 
@@ -49,7 +49,7 @@ async def _target(upstream: Upstream, req: GenerationRequest) -> tuple[str, Work
     return worker, await upstream.catalog.facts(worker, req.model)
 
 
-def _has_image(message: dict[str, Any]) -> bool:
+def _has_image(message: ChatMessage) -> bool:
     content = message.get("content")
     return type(content) is list and any(part["type"] == "image_url" for part in content)
 

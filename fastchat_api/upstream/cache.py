@@ -35,7 +35,8 @@ class Cached(Generic[T]):
         self._ttl = ttl
         self._max_age = max(ttl, max_age)
         self._name = name
-        self._value: T | None = None
+        # Unset until the first fetch: never read before, as ``age`` is infinite until then.
+        self._value: T
         self._at = float("-inf")
         self._task: asyncio.Task[T] | None = None
 
@@ -48,10 +49,10 @@ class Cached(Generic[T]):
         """The value, fetching only when it is missing or too old to serve."""
         age = self.age
         if age < self._ttl:
-            return self._value  # type: ignore[return-value]
+            return self._value
         if age < self._max_age:
             self._start()
-            return self._value  # type: ignore[return-value]
+            return self._value
         return await asyncio.shield(self._start())
 
     async def fresh(self) -> T:
@@ -61,7 +62,7 @@ class Cached(Generic[T]):
             return await asyncio.shield(self._start())
         except Exception:
             if self.age < self._max_age:
-                return self._value  # type: ignore[return-value]
+                return self._value
             raise
 
     def _start(self) -> asyncio.Task[T]:

@@ -8,7 +8,7 @@ controller) and reports a failed worker, so the catalog and the balancer forget 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 import aiohttp
 
@@ -237,7 +237,7 @@ class UpstreamClient:
             body = await resp.read()
         return _decode(body, url)
 
-    async def generate_stream(self, worker: str, params: dict[str, Any]) -> AsyncIterator[Frame]:
+    async def generate_stream(self, worker: str, params: dict[str, Any]) -> AsyncGenerator[Frame, None]:
         """``/worker_generate_stream``: NUL-separated JSON frames, each the whole output so far."""
         url = f"{worker}/worker_generate_stream"
         async with self._post(url, params, worker=worker, control=False) as resp:
