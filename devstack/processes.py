@@ -245,6 +245,7 @@ class Supervisor:
         except BaseException:
             log_file.close()
             raise
+        assert executor.process is not None
         proc = ManagedProcess(name=name, argv=list(argv), executor=executor, popen=executor.process,
                               log_path=log_path, log_file=log_file, port=port, url=url)
         self.processes.append(proc)

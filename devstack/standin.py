@@ -161,7 +161,7 @@ class StandIn:
         pieces = self.answer(params).pieces
         text = prompt if params.get("echo") else ""
         with_logprobs = params.get("logprobs") is not None
-        frames = []
+        frames: list[dict[str, Any]] = []
         for number, piece in enumerate(pieces):
             if self.error_frame is not None and number == self.error_after:
                 return frames + [self.error_frame]
