@@ -8,6 +8,7 @@ installs it, and the run stops (exit status 2) before any process starts.
 from __future__ import annotations
 
 import importlib.util
+import os
 import resource
 import shlex
 import shutil
@@ -38,8 +39,10 @@ def fastchat_venv_command(venv: Path) -> str:
 
 
 def _fastchat_runs(python: Path) -> bool:
-    return python.exists() and subprocess.run([str(python), "-c", _FASTCHAT_CHECK],
-                                              capture_output=True).returncode == 0
+    """FastChat's controller and API server import with ``python`` (LOGDIR "": their loggers
+    would otherwise create log files in the working directory)."""
+    return python.exists() and subprocess.run([str(python), "-c", _FASTCHAT_CHECK], capture_output=True,
+                                              env=dict(os.environ, LOGDIR="")).returncode == 0
 
 
 def _pyspy() -> str | None:
