@@ -237,7 +237,7 @@ class Supervisor:
         log_file = open(log_path, "ab", buffering=0)
         log_file.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         executor = mirakuru.SimpleExecutor(
-            list(argv), cwd=str(self.directory), timeout=timeout, sleep=0.25,
+            list(argv), cwd=str(self.directory), timeout=timeout, sleep=0.1,
             envvars=child_env({**self.env, **(env or {})}),
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
         try:
