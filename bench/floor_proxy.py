@@ -1,7 +1,7 @@
 """The floor for any aiohttp gateway: a chat route that only forwards to the worker.
 
 It reads the body, renders nothing, validates nothing, logs nothing, and makes the one
-pooled ``/worker_generate`` call every chat request needs. ``scripts/bench`` measures it
+pooled ``/worker_generate`` call every chat request needs. ``python -m bench`` measures it
 beside the real servers, so that "added latency over the worker" can be read against what
 aiohttp itself costs on the same machine::
 

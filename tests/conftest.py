@@ -8,16 +8,15 @@ from typing import Any, Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestClient
 
+from devstack.standin import StandIn
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
 
-from .fake_fastchat import FakeFastChat
-
 
 @pytest.fixture
-async def fake(aiohttp_server) -> FakeFastChat:
+async def fake(aiohttp_server) -> StandIn:
     """A controller + worker stand-in on loopback."""
-    stand_in = FakeFastChat()
+    stand_in = StandIn()
     server = await aiohttp_server(stand_in.app())
     stand_in.address = str(server.make_url("")).rstrip("/")
     return stand_in
@@ -49,7 +48,8 @@ MODEL = "tiny-llama"
 def stack(tmp_path_factory):
     """FastChat's controller and one model worker serving a tiny random Llama, plus our
     gateway as a real process in front of them; started once per test session."""
-    from fastchat_api.devstack import Stack, build_tiny_llama
+    from devstack.models import build_tiny_llama
+    from devstack.stack import Stack
 
     directory = tmp_path_factory.mktemp("stack")
     model_path = build_tiny_llama(directory / "models", MODEL)

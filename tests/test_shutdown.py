@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from devstack.processes import find_free_port
 from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
-from fastchat_api.devstack import find_free_port
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fastchat_api.devstack import ManagedProcess, Stack, gateway_command
+from devstack.processes import ManagedProcess
+from devstack.stack import Stack, gateway_command
 
 STANDIN_MODEL = "standin-model"
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
@@ -38,17 +39,11 @@ class Rig:
 
     def standin(self, *, pieces: int = 4, delay: float = 0.0,
                 controller: str | None = None) -> ManagedProcess:
-        """A worker stand-in (``tests/worker_standin.py``) answering ``pieces`` frames with
+        """A worker stand-in (``python -m devstack.standin``) answering ``pieces`` frames with
         ``delay`` seconds before each; registered with ``controller`` if given, else its own
         controller."""
-        port = self.stack.free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "tests.worker_standin", "--port", str(port),
-                "--model", STANDIN_MODEL, "--pieces", str(pieces), "--delay", str(delay)]
-        if controller:
-            argv += ["--controller", controller, "--heartbeat", "0.3"]
-        return self.stack.start_process("standin", argv, ready=f"{url}/standin/requests",
-                                        timeout=30, port=port, url=url)
+        return self.stack.start_standin(f"{STANDIN_MODEL}:{pieces}:{delay}",
+                                        controller_url=controller, heartbeat=0.3)
 
     def gateway(self, controller: str, /, *, gunicorn: bool = False,
                 **sections: dict[str, Any]) -> ManagedProcess:

@@ -11,7 +11,7 @@ from array import array
 import openai
 import pytest
 
-from fastchat_api.devstack import http_post_json
+from devstack.processes import http_post_json
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from devstack.standin import StandIn
 from fastchat_api.streaming import DONE
 
-from ..fake_fastchat import FakeFastChat
 
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -173,7 +173,7 @@ async def test_no_count_round_trip_when_the_prompt_provably_fits(client, fake):
 async def test_steady_state_makes_no_control_plane_calls(client, fake):
     for _ in range(3):
         assert (await client.post("/v1/chat/completions", json=CHAT | {"max_tokens": 5})).status == 200
-    paths = [path for path, _ in fake.requests]
+    paths = [entry["path"] for entry in fake.requests]
     assert paths.count("/get_worker_address") == 1
     assert paths.count("/worker_get_conv_template") == 1
     assert paths.count("/worker_generate") == 3
@@ -182,7 +182,7 @@ async def test_steady_state_makes_no_control_plane_calls(client, fake):
 @pytest.fixture
 async def second_worker(aiohttp_server, fake):
     """Another worker of the same model; the controller (``fake``) hands out both in turn."""
-    other = FakeFastChat()
+    other = StandIn()
     server = await aiohttp_server(other.app())
     other.address = str(server.make_url("")).rstrip("/")
     fake.dispatch = [fake.address, other.address]

@@ -8,10 +8,10 @@ from array import array
 
 import pytest
 
+from devstack.standin import StandIn
 from fastchat_api.config import ConfigError, build_config
 
 from .. import openai_spec
-from ..fake_fastchat import FakeFastChat
 
 NINE = [f"input number {i}" + " more" * i for i in range(9)]
 
@@ -34,7 +34,7 @@ async def test_one_input_as_floats(client, fake):
     openai_spec.validate("CreateEmbeddingResponse", body)
     assert body == {
         "object": "list",
-        "data": [{"object": "embedding", "embedding": FakeFastChat.embed("Hello world"), "index": 0}],
+        "data": [{"object": "embedding", "embedding": StandIn.embed("Hello world"), "index": 0}],
         "model": "fake-model",
         "usage": {"prompt_tokens": 2, "total_tokens": 2},
     }
@@ -48,7 +48,7 @@ async def test_nine_inputs_go_in_concurrent_batches_of_four_and_come_back_in_ord
     resp = await embed(client, input=NINE)
     body = await resp.json()
     assert [d["index"] for d in body["data"]] == list(range(9))
-    assert [d["embedding"] for d in body["data"]] == [FakeFastChat.embed(text) for text in NINE]
+    assert [d["embedding"] for d in body["data"]] == [StandIn.embed(text) for text in NINE]
     batches = fake.sent("/worker_get_embeddings")
     assert sorted(len(b["input"]) for b in batches) == [1, 4, 4]
     assert fake.embedding_calls_at_once == 3

@@ -3,10 +3,9 @@ the controller."""
 
 from __future__ import annotations
 
+from devstack.standin import StandIn
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
-
-from ..fake_fastchat import FakeFastChat
 
 
 async def test_health_calls_nothing_upstream_and_needs_no_key(make_client, fake):
@@ -14,7 +13,7 @@ async def test_health_calls_nothing_upstream_and_needs_no_key(make_client, fake)
     resp = await client.get("/health")
     assert resp.status == 200
     assert await resp.json() == {"status": "ok"}
-    assert fake.requests == []
+    assert not fake.requests
 
 
 async def test_ready_lists_the_models_and_needs_no_key(make_client):
@@ -37,7 +36,7 @@ async def test_ready_is_503_while_no_model_is_served(client, fake):
 
 
 async def test_ready_flips_when_the_controller_goes_away_and_back(aiohttp_server, aiohttp_client):
-    stand_in = FakeFastChat()
+    stand_in = StandIn()
     server = await aiohttp_server(stand_in.app())
     port = server.port
     config = build_config({"controller": {"address": f"http://127.0.0.1:{port}"}})

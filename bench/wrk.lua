@@ -1,4 +1,5 @@
--- wrk script for scripts/bench: POST JSON bodies, check every answer, write a JSON summary.
+-- wrk script of the benchmark (python -m bench): POST JSON bodies, check every answer, write
+-- a JSON summary.
 --
 -- Environment:
 --   BENCH_BODY    the request body; every "@N@" in it becomes a per-request counter, so that

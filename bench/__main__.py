@@ -1,0 +1,7 @@
+"""``python -m bench``: see :mod:`bench`."""
+
+import sys
+
+from .run import main
+
+sys.exit(main())
