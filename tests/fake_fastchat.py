@@ -38,6 +38,7 @@ class FakeFastChat:
     embedding_calls_at_once: int = 0  # most /worker_get_embeddings calls seen in flight together
     _embedding_calls: int = 0
     delay: float = 0.0
+    controller_delay: float = 0.0  # /list_models answers this late
     stall: float = 0.0  # a stream waits this long more before frame number ``stall_after``
     stall_after: int = 0
     address: str = ""
@@ -73,6 +74,7 @@ class FakeFastChat:
 
     async def _list_models(self, request: web.Request) -> web.Response:
         await self._record(request)
+        await asyncio.sleep(self.controller_delay)
         return web.json_response({"models": self.models})
 
     async def _list_multimodal_models(self, request: web.Request) -> web.Response:

@@ -2,8 +2,9 @@
 
 ``/health`` says the process answers, and calls nothing upstream: a slow controller must not
 get healthy gateways restarted. ``/ready`` says whether requests can be served now: the
-controller answers and lists at least one model; otherwise 503 with the reason, in the
-gateway's error format, under the code the ``/v1`` routes give the same failure. Neither needs an API key.
+controller answered within the last ``catalog.READY_WINDOW`` seconds and listed at least one
+model; otherwise 503 with the reason, in the gateway's error format, under the code the ``/v1``
+routes give the same failure. Neither needs an API key.
 """
 
 from __future__ import annotations

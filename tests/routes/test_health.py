@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
+from fastchat_api.upstream import catalog
 
 from ..fake_fastchat import FakeFastChat
 
@@ -24,7 +25,9 @@ async def test_ready_lists_the_models_and_needs_no_key(make_client):
     assert await resp.json() == {"status": "ready", "models": ["fake-model"]}
 
 
-async def test_ready_is_503_while_no_model_is_served(client, fake):
+async def test_ready_is_503_while_no_model_is_served(make_client, fake, monkeypatch):
+    monkeypatch.setattr(catalog, "READY_WINDOW", 0)  # every probe asks the controller again
+    client = await make_client()
     fake.models = []
     resp = await client.get("/ready")
     assert resp.status == 503
@@ -36,7 +39,9 @@ async def test_ready_is_503_while_no_model_is_served(client, fake):
     assert (await client.get("/ready")).status == 200
 
 
-async def test_ready_flips_when_the_controller_goes_away_and_back(aiohttp_server, aiohttp_client):
+async def test_ready_flips_when_the_controller_goes_away_and_back(aiohttp_server, aiohttp_client,
+                                                                  monkeypatch):
+    monkeypatch.setattr(catalog, "READY_WINDOW", 0)  # every probe asks the controller again
     stand_in = FakeFastChat()
     server = await aiohttp_server(stand_in.app())
     port = server.port
