@@ -151,6 +151,17 @@ def context_overflow(message: str, param: str = "messages") -> APIError:
     )
 
 
+def empty_prompt(param: str) -> APIError:
+    """A 400 for a prompt, ready prompt string or embedding input in which the model's
+    tokenizer reads no token: FastChat's HF worker fails on it with a torch error."""
+    return invalid_request(
+        f"'{param}' is empty for this model: its tokenizer reads no token in it, so the worker "
+        "has nothing to work on. Send some text.",
+        param=param,
+        code="empty_prompt",
+    )
+
+
 def unavailable(
     message: str,
     retry_after: int | str = 1,

@@ -16,6 +16,15 @@ from aiohttp import web
 
 from fastchat_api.devstack import VICUNA_V1_1_CONV as VICUNA
 
+# What FastChat's HF worker answers for a prompt its tokenizer reads as no token (one that adds
+# no BOS token, given ""): torch's error, after FastChat's SERVER_ERROR_MSG.
+_SERVER_ERROR = "**NETWORK ERROR DUE TO HIGH TRAFFIC. PLEASE REGENERATE OR REFRESH THIS PAGE.**"
+NO_TOKEN_ERROR = {"text": f"{_SERVER_ERROR}\n\n(Expected tensor for argument #1 'indices' to have "
+                          "one of the following scalar types: Long, Int; but got torch.FloatTensor "
+                          "instead (while checking arguments for embedding))", "error_code": 50001}
+NO_TOKEN_EMBEDDING_ERROR = {"text": f"{_SERVER_ERROR}\n\n(stack expects a non-empty TensorList)",
+                            "error_code": 50001}
+
 @dataclass
 class FakeFastChat:
     """Scripted controller + worker. ``address`` is set once the server runs."""
@@ -117,6 +126,8 @@ class FakeFastChat:
         """
         params = params or {}
         prompt = params.get("prompt", "")
+        if self.count(prompt) == 0:
+            return [NO_TOKEN_ERROR]
         pieces = self.replies.get(prompt, self.pieces)
         start = prompt if params.get("echo") else ""
         with_logprobs = params.get("logprobs") is not None
@@ -178,5 +189,7 @@ class FakeFastChat:
         if self.embeddings_error is not None:
             return web.json_response(self.embeddings_error)
         inputs = body["input"]
+        if all(self.count(text) == 0 for text in inputs):
+            return web.json_response(NO_TOKEN_EMBEDDING_ERROR)
         return web.json_response({"embedding": [self.embed(text) for text in inputs],
                                   "token_num": sum(len(text.split()) for text in inputs)})
