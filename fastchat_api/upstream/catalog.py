@@ -14,7 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from .. import errors
+from .. import errors, metrics
 from ..config import ControllerConfig
 from ..conversation import Template
 from .cache import Cached, Clock
@@ -83,6 +83,7 @@ class Catalog:
     async def _list_models(self) -> list[str]:
         models = await self._client.list_models()
         self._note_missing(models)
+        metrics.note_served(models)
         return models
 
     def _note_missing(self, models: list[str]) -> None:
