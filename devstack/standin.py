@@ -61,6 +61,15 @@ VICUNA_V1_1_CONV = {
     "stop_token_ids": None,
 }
 
+# What FastChat's HF worker answers for a prompt its tokenizer reads as no token (one that adds
+# no BOS token, given ""): torch's error, after FastChat's SERVER_ERROR_MSG.
+_SERVER_ERROR = "**NETWORK ERROR DUE TO HIGH TRAFFIC. PLEASE REGENERATE OR REFRESH THIS PAGE.**"
+NO_TOKEN_ERROR = {"text": f"{_SERVER_ERROR}\n\n(Expected tensor for argument #1 'indices' to have "
+                          "one of the following scalar types: Long, Int; but got torch.FloatTensor "
+                          "instead (while checking arguments for embedding))", "error_code": 50001}
+NO_TOKEN_EMBEDDING_ERROR = {"text": f"{_SERVER_ERROR}\n\n(stack expects a non-empty TensorList)",
+                            "error_code": 50001}
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _body_key: web.RequestKey[Any] = web.RequestKey("standin_body")
 
@@ -84,6 +93,7 @@ class StandIn:
     conv: dict[str, Any] = field(default_factory=lambda: dict(VICUNA_V1_1_CONV))
     pieces: list[str] = field(default_factory=lambda: ["Hello", " there", ", friend", "!"])
     delay: float = 0.0  # seconds before each frame, a whole answer, an embeddings answer
+    controller_delay: float = 0.0  # /list_models answers this late
     answers: dict[str, Answer] = field(default_factory=dict)  # pieces and delay by model
     replies: dict[str, list[str]] = field(default_factory=dict)  # pieces by prompt
     finish_reason: str | None = "stop"
@@ -158,6 +168,8 @@ class StandIn:
         """
         params = params or {}
         prompt = params.get("prompt", "")
+        if self.count(prompt) == 0:
+            return [NO_TOKEN_ERROR]
         pieces = self.answer(params).pieces
         text = prompt if params.get("echo") else ""
         with_logprobs = params.get("logprobs") is not None
@@ -212,6 +224,7 @@ class StandIn:
 
     # -- controller routes ---------------------------------------------------------------------
     async def _list_models(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.controller_delay)
         return web.json_response({"models": self.models})
 
     async def _list_multimodal_models(self, request: web.Request) -> web.Response:
@@ -274,6 +287,8 @@ class StandIn:
         if self.embeddings_error is not None:
             return web.json_response(self.embeddings_error)
         inputs = request[_body_key]["input"]
+        if all(self.count(text) == 0 for text in inputs):
+            return web.json_response(NO_TOKEN_EMBEDDING_ERROR)
         return web.json_response({"embedding": [self.embed(text) for text in inputs],
                                   "token_num": sum(len(text.split()) for text in inputs)})
 

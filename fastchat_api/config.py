@@ -132,6 +132,7 @@ class UpstreamConfig:
     embedding_batch_size: int = field(
         default_factory=_embedding_batch_size, metadata={_FIELD: _strict_int(_POSITIVE)}
     )
+    expose_addresses: bool = _setting(False, fields.Boolean())
 
 
 @dataclass(frozen=True, slots=True)

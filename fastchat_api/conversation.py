@@ -277,12 +277,12 @@ def _text_of(content: str | list[ContentPart] | None) -> str | None:
 def _undecodable(worker: str, name: Any, why: str) -> APIError:
     """The 500 for a template we cannot render faithfully: better no answer than a wrong prompt."""
     return APIError(
-        f"Worker {worker or '(unknown)'} uses conversation template {name!r}, "
-        f"which this server cannot decode: {why}",
+        f"The worker uses conversation template {name!r}, which this server cannot decode: {why}",
         status=500,
         code="unsupported_template",
         fastchat_code=ErrorCode.INTERNAL_ERROR,
         headers={"x-should-retry": "false"},  # the openai client would retry a 500 in vain
+        address=worker,
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any, Mapping
 
+from yarl import URL
+
 
 class ErrorCode(IntEnum):
     """FastChat's numeric error codes (``fastchat/constants.py``)."""
@@ -39,8 +41,22 @@ _TYPE_BY_STATUS = {
 }
 
 
+def redacted(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: what logs and clients may see."""
+    parsed = URL(url)
+    if parsed.raw_user is None and parsed.raw_password is None:
+        return url
+    return str(parsed.with_password(None).with_user("***"))
+
+
 class APIError(Exception):
-    """An error the client is meant to read: an HTTP status and both error shapes."""
+    """An error the client is meant to read: an HTTP status and both error shapes.
+
+    ``message`` is what the client reads. ``address`` (the controller or worker URL involved,
+    credentials masked) is added to it only where the operator allows
+    (``upstream.expose_addresses``), and ``detail`` (e.g. a worker's exception text) never is:
+    both are for the log, where ``str(error)`` puts them together.
+    """
 
     def __init__(
         self,
@@ -53,8 +69,12 @@ class APIError(Exception):
         type: str | None = None,
         headers: Mapping[str, str] | None = None,
         failed_worker: str | None = None,
+        address: str | None = None,
+        detail: str | None = None,
     ) -> None:
-        super().__init__(message)
+        self.address = redacted(address) if address else None
+        self.detail = detail or None
+        super().__init__(self._logged(message))
         # Set when this worker failed in a way another worker of the model may not.
         self.failed_worker = failed_worker
         self.message = message
@@ -67,23 +87,35 @@ class APIError(Exception):
         )
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
+    def _logged(self, message: str) -> str:
+        """The message with the address and the detail: the text logs get."""
+        where = f" [at {self.address}]" if self.address else ""
+        return f"{message}{where}: {self.detail}" if self.detail else f"{message}{where}"
+
+    def public_message(self, expose_address: bool = False) -> str:
+        """What the client reads: the message, and the address only when ``expose_address``."""
+        if expose_address and self.address:
+            return f"{self.message} [at {self.address}]"
+        return self.message
+
+    def body(self, expose_address: bool = False) -> dict[str, Any]:
         """The JSON body: OpenAI's ``error`` object and FastChat's flat fields."""
+        message = self.public_message(expose_address)
         return {
             "object": "error",
-            "message": self.message,
+            "message": message,
             "code": self.fastchat_code,
             "error": {
-                "message": self.message,
+                "message": message,
                 "type": self.type,
                 "param": self.param,
                 "code": self.code,
             },
         }
 
-    def event(self) -> dict[str, Any]:
+    def event(self, expose_address: bool = False) -> dict[str, Any]:
         """The in-band form sent inside an SSE stream after the 200 has gone out."""
-        return {"error": self.body()["error"] | {"fastchat_code": self.fastchat_code}}
+        return {"error": self.body(expose_address)["error"] | {"fastchat_code": self.fastchat_code}}
 
 
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -119,11 +151,25 @@ def context_overflow(message: str, param: str = "messages") -> APIError:
     )
 
 
+def empty_prompt(param: str) -> APIError:
+    """A 400 for a prompt, ready prompt string or embedding input in which the model's
+    tokenizer reads no token: FastChat's HF worker fails on it with a torch error."""
+    return invalid_request(
+        f"'{param}' is empty for this model: its tokenizer reads no token in it, so the worker "
+        "has nothing to work on. Send some text.",
+        param=param,
+        code="empty_prompt",
+    )
+
+
 def unavailable(
     message: str,
-    retry_after: int = 1,
+    retry_after: int | str = 1,
     code: str = "upstream_unavailable",
     fastchat_code: int = ErrorCode.CONTROLLER_NO_WORKER,
+    *,
+    address: str | None = None,
+    detail: str | None = None,
 ) -> APIError:
     """A 503 with ``Retry-After``: nothing can take the request now, later something may."""
     return APIError(
@@ -132,6 +178,8 @@ def unavailable(
         code=code,
         fastchat_code=fastchat_code,
         headers={"Retry-After": str(retry_after)},
+        address=address,
+        detail=detail,
     )
 
 
@@ -140,28 +188,64 @@ def upstream_unavailable(message: str) -> APIError:
     return unavailable(message)
 
 
-def controller_unreachable(message: str) -> APIError:
+def controller_unreachable(message: str, *, address: str | None = None,
+                           detail: str | None = None) -> APIError:
     """The controller cannot be reached and nothing cached can stand in."""
-    return unavailable(message, retry_after=5, code="controller_unreachable")
+    return unavailable(message, retry_after=5, code="controller_unreachable", address=address,
+                       detail=detail)
+
+
+def not_ready(cause: APIError) -> APIError:
+    """``/ready``'s answer when the controller failed it: always a 503 with ``Retry-After``,
+    under the same ``code`` the ``/v1`` routes give that failure (one code per fact)."""
+    return unavailable(
+        f"Not ready: {cause.message}",
+        retry_after=cause.headers.get("Retry-After", 1),
+        code=cause.code or "upstream_unavailable",
+        fastchat_code=cause.fastchat_code,
+        address=cause.address,
+        detail=cause.detail,
+    )
 
 
 def upstream_failed(
-    message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR, *, failed_worker: str | None = None
+    message: str, fastchat_code: int = ErrorCode.INTERNAL_ERROR, *, failed_worker: str | None = None,
+    address: str | None = None, detail: str | None = None,
 ) -> APIError:
     """A 502 when a worker answered with an error or broke the protocol."""
     return APIError(
         message, status=502, code="upstream_error", fastchat_code=fastchat_code,
-        failed_worker=failed_worker,
+        failed_worker=failed_worker, address=address, detail=detail,
     )
 
 
-def upstream_timeout(message: str) -> APIError:
+def worker_error(code: int, text: str, address: str) -> APIError:
+    """A worker's answer carrying FastChat's ``error_code``: the client reads the code, never the
+    worker's text (often an exception's, e.g. torch's), which is for the log. Out of GPU memory
+    (50002) is a 503, anything else a 502."""
+    try:
+        name = f" ({ErrorCode(code).name})"
+    except ValueError:
+        name = ""
+    return APIError(
+        f"The worker failed with FastChat error code {code}{name}; the gateway logged its "
+        "message under this request's X-Request-Id",
+        status=503 if code == ErrorCode.CUDA_OUT_OF_MEMORY else 502,
+        code="worker_error",
+        fastchat_code=code,
+        address=address,
+        detail=text,
+    )
+
+
+def upstream_timeout(message: str, *, address: str | None = None) -> APIError:
     """A 504 when a worker or the controller did not answer in time."""
     return APIError(
         message,
         status=504,
         code="upstream_timeout",
         fastchat_code=ErrorCode.CONTROLLER_WORKER_TIMEOUT,
+        address=address,
     )
 
 

@@ -31,9 +31,10 @@ from .record import RequestRecord, Usage, record_of
 M = TypeVar("M", bound=MetricWrapperBase)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Model names come from clients: past this many per process, unknown ones count as "other".
-MAX_MODELS = 64
 OTHER = "other"
+# The model label of a request naming a model the controller has never listed: clients may send
+# any name, so only the controller's names become labels.
+UNKNOWN_MODEL = "unknown"
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
@@ -77,19 +78,22 @@ _latency = _Children(LATENCY)
 _ttft = _Children(TIME_TO_FIRST_TOKEN)
 _prompt_tokens = _Children(PROMPT_TOKENS)
 _completion_tokens = _Children(COMPLETION_TOKENS)
-_models: set[str] = set()
+_served: set[str] = set()  # every model name the controller listed since the process started
+
+
+def note_served(names: list[str]) -> None:
+    """The controller lists these models (``upstream.catalog`` reports every list it gets):
+    requests naming them are labelled with the name."""
+    _served.update(names)
 
 
 def _model(record: RequestRecord) -> str:
-    """The request's model as a label: bounded, since any client can send any name."""
+    """The request's model as a label: a name the controller has listed, ``unknown`` for any
+    other, empty when the request named none (yet)."""
     name = record.model
     if name is None:
         return ""
-    if name not in _models:
-        if len(_models) >= MAX_MODELS:
-            return OTHER
-        _models.add(name)
-    return name
+    return name if name in _served else UNKNOWN_MODEL
 
 
 def _route(request: web.Request) -> str:

@@ -21,7 +21,7 @@ from .jsonutil import json_response
 from .shutdown import FAREWELL_TIMEOUT
 from .streaming import DONE, event
 from .record import record_key, record_of
-from .typedefs import draining_key, keys_key
+from .typedefs import config_key, draining_key, keys_key
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,27 @@ def _http_error(exc: web.HTTPException) -> errors.APIError:
     return errors.APIError(exc.reason, status=status, code=None)
 
 
-async def _in_band(stream: web.StreamResponse, error: errors.APIError) -> web.StreamResponse:
+async def _in_band(
+    stream: web.StreamResponse, error: errors.APIError, expose_address: bool = False
+) -> web.StreamResponse:
     """End a started stream with an error event the ``openai`` client raises, then [DONE]."""
     try:
-        await stream.write(event(error.event()) + DONE)
+        await stream.write(event(error.event(expose_address)) + DONE)
     except ConnectionError:
         pass
     return stream
 
 
-def _error_response(error: errors.APIError) -> web.Response:
-    return json_response(error.body(), status=error.status, headers=error.headers)
+def _error_response(error: errors.APIError, expose_address: bool = False) -> web.Response:
+    return json_response(error.body(expose_address), status=error.status, headers=error.headers)
+
+
+def _log_upstream(request: web.Request, error: errors.APIError) -> None:
+    """An error naming an upstream address or carrying a detail the client does not get (a
+    worker's own message, an exception's text) is logged with the request id, at WARNING."""
+    if error.address or error.detail:
+        log.warning("Request %s (%s %s) answered %d: %s", record_of(request).request_id,
+                    request.method, request.path, error.status, error)
 
 
 async def _farewell(request: web.Request) -> None:
@@ -106,6 +116,8 @@ async def _farewell(request: web.Request) -> None:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes an OpenAI-shaped JSON error, or an in-band event mid-stream.
+    Upstream addresses reach the client only with ``upstream.expose_addresses``; they and the
+    details clients never get are logged with the request id.
 
     It also tracks the handler for the shutdown (see ``shutdown``), and when the shutdown
     cancels it, answers the client before the cancellation goes on.
@@ -132,10 +144,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = errors.internal()
     else:
         return response
+    _log_upstream(request, error)
+    expose = request.app[config_key].upstream.expose_addresses
     stream = record_of(request).stream
     if stream is not None and stream.prepared:
-        return await _in_band(stream, error)
-    return _error_response(error)
+        return await _in_band(stream, error, expose)
+    return _error_response(error, expose)
 
 
 def bearer_token(request: web.Request) -> str | None:

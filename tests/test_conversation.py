@@ -367,7 +367,7 @@ def test_undecodable_template_is_a_500(fc, change):
         Template.from_worker(conv, "http://gpu-7:21002")
     error = info.value
     assert (error.status, error.code, error.fastchat_code) == (500, "unsupported_template", 50001)
-    assert "http://gpu-7:21002" in error.message and repr(conv["name"]) in error.message
+    assert error.address == "http://gpu-7:21002" and repr(conv["name"]) in error.message
 
 
 def test_missing_key_is_a_500(fc):

@@ -97,7 +97,7 @@ async def test_client_raises_api_error_mid_stream_without_retry(async_openai, fa
     with pytest.raises(openai.APIError) as caught:
         async for _ in stream:
             pass
-    assert "CUDA out of memory" in caught.value.message
+    assert "error code 50002 (CUDA_OUT_OF_MEMORY)" in caught.value.message
     assert not isinstance(caught.value, openai.APIStatusError)
     assert len(fake.sent("/worker_generate_stream")) == 1
 

@@ -13,11 +13,27 @@ from ..protocol import EmbeddingsRequest
 from ..record import record_of
 from ..typedefs import config_key, upstream_key
 from ..upstream import Frame, Upstream
+from .plan import count_prompt, item_param
 
 
 async def _batch(upstream: Upstream, model: str, inputs: list[str]) -> Frame:
     worker = await upstream.balancer.pick(model)
     return await upstream.client.embeddings(worker, model, inputs)
+
+
+async def _check_blanks(upstream: Upstream, model: str, inputs: list[str]) -> None:
+    """A 400 for a blank input the model's tokenizer reads as no token (see
+    ``plan.count_prompt``); only blank inputs cost a count, once per distinct text."""
+    blanks: dict[str, int] = {}  # each distinct blank text, and where it first appears
+    for number, text in enumerate(inputs):
+        if not text.strip():
+            blanks.setdefault(text, number)
+    if blanks:
+        worker = await upstream.balancer.pick(model)
+        await gather_or_cancel(
+            count_prompt(upstream, worker, model, text, item_param("input", number, len(inputs)))
+            for text, number in blanks.items()
+        )
 
 
 async def create_embeddings(request: web.Request, req: EmbeddingsRequest, model: str) -> web.Response:
@@ -27,6 +43,7 @@ async def create_embeddings(request: web.Request, req: EmbeddingsRequest, model:
     record.model = model
     await upstream.catalog.check_model(model)
     inputs, size = req.input, request.app[config_key].upstream.embedding_batch_size
+    await _check_blanks(upstream, model, inputs)
     answers = await gather_or_cancel(
         _batch(upstream, model, inputs[start : start + size]) for start in range(0, len(inputs), size)
     )

@@ -29,16 +29,39 @@ class Job:
 
 async def prompt_room(
     upstream: Upstream, worker: str, model: str, text: str, requested: int | None,
-    context_length: int, param: str,
+    context_length: int, param: str, item: str | None = None,
 ) -> tuple[int | None, int]:
     """``(prompt tokens, or None when not counted; max new tokens)`` by FastChat's length rule.
 
-    The worker is asked to count only when the prompt's length alone cannot prove it fits.
+    The worker is asked to count only when the prompt's length alone cannot prove it fits, and
+    always for a blank prompt: one it reads as no token at all is a 400 (``count_prompt``) naming
+    ``item`` (e.g. ``prompt[1]``), else ``param``.
     """
-    if requested and upstream.skip_token_count and provably_fits(text, requested, context_length):
+    if text.strip() and requested and upstream.skip_token_count and provably_fits(
+        text, requested, context_length
+    ):
         return None, requested
-    count = await upstream.client.count_tokens(worker, model, text)
+    count = await count_prompt(upstream, worker, model, text, item or param)
     return count, context_room(requested, context_length, count, param)
+
+
+async def count_prompt(upstream: Upstream, worker: str, model: str, text: str, param: str) -> int:
+    """The worker tokenizer's count of ``text``; a 400 naming ``param`` when it is 0.
+
+    A tokenizer that adds a BOS token reads one in ``""`` and the worker answers (as through
+    FastChat); one that adds none reads nothing, and FastChat's HF worker then fails with a torch
+    error (an empty tensor), which FastChat's server passes on to the client.
+    """
+    count = await upstream.client.count_tokens(worker, model, text)
+    if count == 0:
+        raise errors.empty_prompt(param)
+    return count
+
+
+def item_param(name: str, number: int, count: int) -> str:
+    """How an error names one of a list field's items: ``prompt[2]``, or ``prompt`` alone when
+    there is one (a string is loaded as a list of one)."""
+    return name if count == 1 else f"{name}[{number}]"
 
 
 async def _target(upstream: Upstream, req: GenerationRequest) -> tuple[str, WorkerFacts]:
@@ -87,8 +110,9 @@ async def plan_completion(upstream: Upstream, req: CompletionRequest) -> list[Jo
     over every prompt, the smallest room shared by all."""
     worker, facts = await _target(upstream, req)
     rooms = await gather_or_cancel(
-        prompt_room(upstream, worker, req.model, text, req.max_tokens, facts.context_length, "prompt")
-        for text in req.prompt
+        prompt_room(upstream, worker, req.model, text, req.max_tokens, facts.context_length,
+                    "prompt", item_param("prompt", number, len(req.prompt)))
+        for number, text in enumerate(req.prompt)
     )
     max_new = min(room for _, room in rooms)
     template = facts.template

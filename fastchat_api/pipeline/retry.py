@@ -26,6 +26,7 @@ async def with_retry(request: web.Request, attempt: Callable[[], Awaitable[T]]) 
     except errors.APIError as exc:
         if exc.failed_worker is None or record_of(request).streaming:
             raise
-        log.warning("Retrying on another worker after %s failed: %s", exc.failed_worker, exc.message)
+        log.warning("Request %s: trying another worker after this failure: %s",
+                    record_of(request).request_id, exc)
         metrics.retry(exc.failed_worker)
     return await attempt()

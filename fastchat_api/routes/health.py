@@ -2,8 +2,9 @@
 
 ``/health`` says the process answers, and calls nothing upstream: a slow controller must not
 get healthy gateways restarted. ``/ready`` says whether requests can be served now: the
-controller answers and lists at least one model; otherwise 503 with the reason, in the
-gateway's error format. Neither needs an API key.
+controller answered within the last ``catalog.READY_WINDOW`` seconds and listed at least one
+model; otherwise 503 with the reason, in the gateway's error format, under the code the ``/v1``
+routes give the same failure. Neither needs an API key.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ async def ready(request: web.Request) -> web.Response:
     try:
         models = await request.app[upstream_key].catalog.controller_models()
     except errors.APIError as exc:
-        raise errors.upstream_unavailable(f"Not ready: {exc.message}") from None
+        raise errors.not_ready(exc) from None
     if not models:
         raise errors.upstream_unavailable(
             "Not ready: the controller lists no model (no worker has registered)"

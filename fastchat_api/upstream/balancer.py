@@ -111,7 +111,7 @@ class Balancer:
         try:
             await self._learn(model, entry)
         except errors.APIError as exc:
-            log.warning("Refreshing the workers of %s failed: %s", model, exc.message)
+            log.warning("Refreshing the workers of %s failed: %s", model, exc)
         finally:
             entry.refreshing = None
 

@@ -14,11 +14,14 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from .. import errors
+from .. import errors, metrics
 from ..config import ControllerConfig
 from ..conversation import Template
 from .cache import Cached, Clock
 from .client import UpstreamClient
+
+# Seconds a readiness answer of the controller (its model list, or its failure) is reused.
+READY_WINDOW = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +52,14 @@ class Catalog:
                                   max_age=self._outage_grace, name="the multimodal model list",
                                   clock=clock)
         self._facts: dict[tuple[str, str], Cached[WorkerFacts]] = {}
+        self._probe = Cached(self._probe_controller, ttl=READY_WINDOW, max_age=READY_WINDOW,
+                             name="the readiness probe", clock=clock)
 
     def close(self) -> None:
         """Stop refreshes in flight (on shutdown)."""
         self._model_list.cancel()
         self._multimodal.cancel()
+        self._probe.cancel()
         for cached in self._facts.values():
             cached.cancel()
 
@@ -77,6 +83,7 @@ class Catalog:
     async def _list_models(self) -> list[str]:
         models = await self._client.list_models()
         self._note_missing(models)
+        metrics.note_served(models)
         return models
 
     def _note_missing(self, models: list[str]) -> None:
@@ -88,9 +95,21 @@ class Catalog:
         self._models = models
 
     async def controller_models(self) -> list[str]:
-        """The controller's model list asked now, past the cache and the outage grace: what
-        ``/ready`` reports, so that an orchestrator sees a controller outage at once."""
-        return await self._client.list_models()
+        """The controller's model list as it answered at most ``READY_WINDOW`` seconds ago, past
+        the model-list cache and the outage grace: what ``/ready`` reports, so that an
+        orchestrator sees a controller outage at once. Concurrent callers share one call, and
+        its failure (raised) is reused for the window too: probes cost the controller at most
+        one call per window."""
+        answer = await self._probe.get()
+        if isinstance(answer, errors.APIError):
+            raise answer.with_traceback(None)
+        return answer
+
+    async def _probe_controller(self) -> list[str] | errors.APIError:
+        try:
+            return await self._list_models()
+        except errors.APIError as exc:
+            return exc
 
     async def multimodal_models(self) -> frozenset[str]:
         """Model names served by workers registered with ``multimodal: true``; cached like

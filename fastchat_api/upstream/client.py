@@ -2,7 +2,9 @@
 
 Every call goes through one request helper, which maps what can go wrong on the wire to the
 status a client should see (504 for a timeout, 502 for a broken answer, 503 for an unreachable
-controller) and reports a failed worker, so the catalog and the balancer forget it.
+controller) and reports a failed worker, so the catalog and the balancer forget it. The URL
+that failed travels as the error's ``address`` and what went wrong there (an exception's text,
+a worker's error message) as its ``detail``, never in the message itself: see ``errors``.
 """
 
 from __future__ import annotations
@@ -54,20 +56,18 @@ def _worker_of(url: str) -> str:
 def _bad_response(url: str, message: str) -> errors.APIError:
     """A 502 for a worker answer that cannot be used, counted against that worker."""
     metrics.upstream_error(_worker_of(url), "bad_response")
-    return errors.upstream_failed(message)
+    return errors.upstream_failed(message, address=url)
 
 
 def checked(result: Any, url: str) -> Frame:
     """A decoded worker answer, raised as an APIError when it reports an error
-    (FastChat's ``error_code``; out of GPU memory is a 503, anything else a 502)."""
+    (FastChat's ``error_code``: see ``errors.worker_error``)."""
     code = result.get("error_code") if isinstance(result, dict) else None
     if code:
-        text = str(result.get("text") or "The worker failed without a message")
-        status = 503 if code == errors.ErrorCode.CUDA_OUT_OF_MEMORY else 502
         metrics.upstream_error(_worker_of(url), "worker_error")
-        raise errors.APIError(text, status=status, code="worker_error", fastchat_code=code)
+        raise errors.worker_error(code, str(result.get("text") or "(no message)"), url)
     if not isinstance(result, dict):
-        raise _bad_response(url, f"The worker at {url} sent JSON that is not an object")
+        raise _bad_response(url, "The worker sent JSON that is not an object")
     return result
 
 
@@ -76,7 +76,7 @@ def _decode(frame: bytes, url: str) -> Frame:
     try:
         result = loads(frame)
     except JSONDecodeError:
-        raise _bad_response(url, f"The worker at {url} sent something that is not JSON") from None
+        raise _bad_response(url, "The worker sent something that is not JSON") from None
     return checked(result, url)
 
 
@@ -137,7 +137,7 @@ class UpstreamClient:
         except JSONDecodeError:
             metrics.upstream_error(worker, "bad_response")
             who = _WORKER if worker else _CONTROLLER
-            raise errors.upstream_failed(f"{who} at {url} answered with invalid JSON") from None
+            raise errors.upstream_failed(f"{who} answered with invalid JSON", address=url) from None
 
     def _failure(self, exc: Exception, what: str, url: str, worker: str | None) -> errors.APIError:
         """Map a transport error to the status the client should see."""
@@ -145,14 +145,15 @@ class UpstreamClient:
             self._on_worker_failure(worker)
         if isinstance(exc, TimeoutError):
             metrics.upstream_error(worker, "timeout")
-            return errors.upstream_timeout(f"{what} at {url} did not answer in time")
+            return errors.upstream_timeout(f"{what} did not answer in time", address=url)
         metrics.upstream_error(worker, "connection")
-        detail = type(exc).__name__
+        kind, detail = type(exc).__name__, str(exc)
         if worker is None:
             return errors.controller_unreachable(
-                f"The controller at {self._controller} cannot be reached ({detail})"
+                f"The controller cannot be reached ({kind})", address=self._controller, detail=detail
             )
-        return errors.upstream_failed(f"{what} at {url} failed ({detail})", failed_worker=worker)
+        return errors.upstream_failed(f"{what} failed ({kind})", failed_worker=worker, address=url,
+                                      detail=detail)
 
     def _http_error(
         self, worker: str | None, what: str, url: str, status: int, reason: str | None
@@ -162,8 +163,9 @@ class UpstreamClient:
         if worker:
             self._on_worker_failure(worker)
         return errors.upstream_failed(
-            f"{what} at {url} answered HTTP {status} {reason}",
+            f"{what} answered HTTP {status} {reason}",
             failed_worker=worker if status >= 500 else None,
+            address=url,
         )
 
     # -- the controller -----------------------------------------------------------------------
@@ -219,15 +221,16 @@ class UpstreamClient:
         url = f"{worker}/worker_get_embeddings"
         payload = {"model": model, "input": inputs, "encoding_format": None}
         unsupported = errors.APIError(
-            f"The model {model} does not compute embeddings: its worker at {worker} has no "
+            f"The model {model} does not compute embeddings: its worker has no "
             "/worker_get_embeddings route (FastChat's vLLM, SGLang and other engine workers lack it)",
             param="model",
             code="embeddings_not_supported",
+            address=worker,
         )
         answer = checked(await self._call(url, payload, worker=worker, not_found=unsupported), url)
         vectors = answer.get("embedding")
         if not isinstance(vectors, list) or len(vectors) != len(inputs):
-            raise _bad_response(url, f"The worker at {url} did not send one embedding per input")
+            raise _bad_response(url, "The worker did not send one embedding per input")
         return answer
 
     async def generate(self, worker: str, params: dict[str, Any]) -> Frame:
@@ -256,6 +259,6 @@ class UpstreamClient:
                 if frame:
                     yield _decode(frame, url)
             if len(pending) > self._max_frame:
-                raise _bad_response(url, f"The worker at {url} sent a frame over the size limit")
+                raise _bad_response(url, "The worker sent a frame over the size limit")
         if pending.strip():
             yield _decode(pending, url)

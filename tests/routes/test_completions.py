@@ -191,7 +191,7 @@ async def test_worker_error_mid_stream_is_an_error_event(client, fake):
     resp = await post(client, stream=True)
     events = sse_events(await resp.read())
     assert events[-1] == "[DONE]"
-    assert events[-2]["error"]["message"] == "CUDA out of memory"
+    assert "error code 50002 (CUDA_OUT_OF_MEMORY)" in events[-2]["error"]["message"]
 
 
 async def test_unknown_model_is_a_404(client, fake):

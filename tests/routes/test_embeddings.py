@@ -135,4 +135,4 @@ async def test_worker_error_is_relayed(client, fake):
     resp = await embed(client)
     assert resp.status == 503
     body = await resp.json()
-    assert body["code"] == 50002 and body["message"] == "CUDA out of memory"
+    assert body["code"] == 50002 and "error code 50002 (CUDA_OUT_OF_MEMORY)" in body["message"]

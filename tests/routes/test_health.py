@@ -6,6 +6,7 @@ from __future__ import annotations
 from devstack.standin import StandIn
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
+from fastchat_api.upstream import catalog
 
 
 async def test_health_calls_nothing_upstream_and_needs_no_key(make_client, fake):
@@ -23,7 +24,9 @@ async def test_ready_lists_the_models_and_needs_no_key(make_client):
     assert await resp.json() == {"status": "ready", "models": ["fake-model"]}
 
 
-async def test_ready_is_503_while_no_model_is_served(client, fake):
+async def test_ready_is_503_while_no_model_is_served(make_client, fake, monkeypatch):
+    monkeypatch.setattr(catalog, "READY_WINDOW", 0)  # every probe asks the controller again
+    client = await make_client()
     fake.models = []
     resp = await client.get("/ready")
     assert resp.status == 503
@@ -35,7 +38,9 @@ async def test_ready_is_503_while_no_model_is_served(client, fake):
     assert (await client.get("/ready")).status == 200
 
 
-async def test_ready_flips_when_the_controller_goes_away_and_back(aiohttp_server, aiohttp_client):
+async def test_ready_flips_when_the_controller_goes_away_and_back(aiohttp_server, aiohttp_client,
+                                                                  monkeypatch):
+    monkeypatch.setattr(catalog, "READY_WINDOW", 0)  # every probe asks the controller again
     stand_in = StandIn()
     server = await aiohttp_server(stand_in.app())
     port = server.port
