@@ -23,6 +23,8 @@ from fastchat_api import schemas
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
 
+from .support import sse_events
+
 ROUTES = sorted(
     {(route.method, route.resource.canonical)
      for route in create_app(build_config(None)).router.routes() if route.resource is not None}
@@ -201,9 +203,7 @@ def assert_error_format(body: dict[str, Any]) -> None:
 
 def assert_stream(raw: bytes) -> None:
     """Whole SSE events, [DONE] last; an in-band error in the gateway's format."""
-    assert raw.endswith(b"data: [DONE]\n\n"), raw[-200:]
-    for block in raw.decode().split("\n\n")[:-2]:
-        data = json.loads(block.removeprefix("data: "))
+    for data in sse_events(raw):
         if "error" in data:
             assert {"message", "type", "param", "code", "fastchat_code"} <= set(data["error"])
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from .support import CHAT
+
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def chat_pids(log: Path) -> set[int]:

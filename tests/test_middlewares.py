@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+from .support import CHAT
 
 
 @pytest.fixture
