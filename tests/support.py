@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from fastchat_api import errors
 
 # -- request bodies for the stand-in (``tests/fake_fastchat.py`` serves MODEL) -----------------
 
@@ -66,6 +68,52 @@ def streamed_text(chunks: list[dict[str, Any]], index: int = 0) -> str:
     return "".join(text_of(c) for c in chunks if c.get("choices") and c["choices"][0]["index"] == index)
 
 
+# -- generations that fail on cue ------------------------------------------------------------
+
+
+class Generations:
+    """Stands in for the worker client's ``generate`` and ``generate_stream`` (set on the app's
+    ``Upstream.client``): once all ``count`` are under way (a stream's first frame sent),
+    number ``fail`` fails and the others wait for a frame that never comes. ``ended`` lists
+    the others that were stopped; one left running is never listed."""
+
+    def __init__(self, count: int, fail: int = 0) -> None:
+        self.count, self.fail = count, fail
+        self.started = self.waiting = 0
+        self.all_waiting = asyncio.Event()
+        self.ended: list[int] = []
+
+    def _number(self) -> int:
+        number, self.started = self.started, self.started + 1
+        return number
+
+    async def _run(self, number: int) -> None:
+        self.waiting += 1
+        if self.waiting == self.count:
+            self.all_waiting.set()
+        try:
+            await self.all_waiting.wait()
+            if number == self.fail:
+                raise errors.upstream_failed(f"Generation {number} failed")
+            await asyncio.Event().wait()
+        finally:
+            if number != self.fail:
+                self.ended.append(number)
+
+    async def generate(self, worker: str, params: dict[str, Any]) -> dict[str, Any]:
+        await self._run(self._number())
+        raise AssertionError("unreachable")
+
+    async def generate_stream(self, worker: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        number = self._number()
+        yield {"text": f"first {number}", "error_code": 0, "finish_reason": None}
+        await self._run(number)
+
+    def others(self) -> list[int]:
+        """The generations that did not fail, each of which should have been stopped."""
+        return [number for number in range(self.count) if number != self.fail]
+
+
 # -- time and conditions -----------------------------------------------------------------------
 
 
@@ -80,6 +128,9 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+HANG_GUARD = 5.0  # seconds after which a test that would hang on a missed cancellation fails
 
 
 async def until(check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0) -> None:

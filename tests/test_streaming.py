@@ -11,10 +11,9 @@ import pytest
 from fastchat_api import errors
 from fastchat_api.streaming import TextDelta, first_frames, interleave, relay
 
-from .support import CHAT, COMPLETION, read_events, streamed_text
+from .support import CHAT, COMPLETION, HANG_GUARD, read_events, streamed_text
 
 HOLD = "\ufffd"  # what a worker's detokenizer shows for half a multi-byte character
-GUARD = 5.0  # seconds before a test that would otherwise hang on a missed cancellation fails
 
 
 def frame(text: str, finish: str | None = None) -> dict[str, Any]:
@@ -118,7 +117,7 @@ async def test_a_replacement_character_ending_the_answer_reaches_the_client(clie
 
 async def test_first_frames_cancels_the_other_streams_when_one_fails():
     ends = Ends()
-    async with asyncio.timeout(GUARD):
+    async with asyncio.timeout(HANG_GUARD):
         with pytest.raises(errors.APIError, match="The worker failed"):
             await first_frames([ends.waiting("a"), Ends.failing(), ends.waiting("b")])
     assert sorted(ends.ended) == ["a", "b"]
@@ -127,7 +126,7 @@ async def test_first_frames_cancels_the_other_streams_when_one_fails():
 async def test_first_frames_closes_the_other_streams_when_one_is_empty():
     """The others have sent their first frame and wait at it: they are closed, not left open."""
     ends = Ends()
-    async with asyncio.timeout(GUARD):
+    async with asyncio.timeout(HANG_GUARD):
         with pytest.raises(errors.APIError, match="without sending a frame"):
             await first_frames([ends.waiting("a", frame("A")), frames(), ends.waiting("b", frame("B"))])
     assert sorted(ends.ended) == ["a", "b"]
@@ -144,7 +143,7 @@ async def test_first_frames_hands_back_whole_streams():
 async def test_interleave_cancels_the_other_streams_when_one_fails():
     ends = Ends()
     got = []
-    async with asyncio.timeout(GUARD):
+    async with asyncio.timeout(HANG_GUARD):
         with pytest.raises(errors.APIError, match="The worker failed"):
             async for item in interleave([ends.waiting("a", frame("A")), Ends.failing(frame("B")),
                                           ends.waiting("c", frame("C"))]):
@@ -157,7 +156,7 @@ async def test_interleave_cancels_every_stream_when_the_client_leaves():
     """The consumer closing early (the client hung up) stops every worker's stream."""
     ends = Ends()
     merged = interleave([ends.waiting("a", frame("A")), ends.waiting("b", frame("B"))])
-    async with asyncio.timeout(GUARD):
+    async with asyncio.timeout(HANG_GUARD):
         await anext(merged)
         await merged.aclose()
     assert sorted(ends.ended) == ["a", "b"]
