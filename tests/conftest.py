@@ -3,15 +3,19 @@ integration tier) the real FastChat controller and model worker."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+import fastchat_api.app
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
+from fastchat_api.upstream import Upstream
 
 from .fake_fastchat import FakeFastChat
+from .support import FakeClock
 
 
 @pytest.fixture
@@ -38,6 +42,15 @@ def make_client(aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
 @pytest.fixture
 async def client(make_client) -> TestClient:
     return await make_client()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """The clock of every gateway started after this fixture (caches, balancer, outage rule),
+    moved by the test instead of waited for: call ``make_client`` in the test body."""
+    fake_clock = FakeClock()
+    monkeypatch.setattr(fastchat_api.app, "Upstream", functools.partial(Upstream, clock=fake_clock))
+    return fake_clock
 
 
 # -- integration tier: FastChat's real controller and model worker -----------------------------
