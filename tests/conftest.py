@@ -4,10 +4,12 @@ integration tier) the real FastChat controller and model worker."""
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import settings
 
 import fastchat_api.app
 from fastchat_api.app import create_app
@@ -16,6 +18,19 @@ from fastchat_api.upstream import Upstream
 
 from .fake_fastchat import FakeFastChat
 from .support import FakeClock
+
+# -- hypothesis: the whole fuzz in CI (CI=true), a tenth of it locally; HYPOTHESIS_PROFILE picks --
+# test_fuzz.py scales each test's count by the loaded profile's max_examples.
+
+settings.register_profile("ci", settings.get_profile("ci"), max_examples=1000)  # Hypothesis's own, derandomized
+settings.register_profile("dev", settings.get_profile("default"), max_examples=100)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _in_ci() else "dev"))
 
 
 @pytest.fixture
