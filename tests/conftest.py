@@ -3,15 +3,34 @@ integration tier) the real FastChat controller and model worker."""
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import settings
 
+import fastchat_api.app
 from devstack.standin import StandIn
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
+from fastchat_api.upstream import Upstream
 
+from .support import FakeClock
+
+# -- hypothesis: the whole fuzz in CI (CI=true), a tenth of it locally; HYPOTHESIS_PROFILE picks --
+# test_fuzz.py scales each test's count by the loaded profile's max_examples.
+
+settings.register_profile("ci", settings.get_profile("ci"), max_examples=1000)  # Hypothesis's own, derandomized
+settings.register_profile("dev", settings.get_profile("default"), max_examples=100)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _in_ci() else "dev"))
 
 @pytest.fixture
 async def fake(aiohttp_server) -> StandIn:
@@ -37,6 +56,15 @@ def make_client(aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
 @pytest.fixture
 async def client(make_client) -> TestClient:
     return await make_client()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """The clock of every gateway started after this fixture (caches, balancer, outage rule),
+    moved by the test instead of waited for: call ``make_client`` in the test body."""
+    fake_clock = FakeClock()
+    monkeypatch.setattr(fastchat_api.app, "Upstream", functools.partial(Upstream, clock=fake_clock))
+    return fake_clock
 
 
 # -- integration tier: FastChat's real controller and model worker -----------------------------

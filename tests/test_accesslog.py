@@ -15,7 +15,7 @@ from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
 from fastchat_api.keys import key_id
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+from .support import CHAT
 
 
 @pytest.fixture

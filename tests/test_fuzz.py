@@ -5,7 +5,9 @@ gateway's format (OpenAI's envelope plus FastChat's flat fields, see ``errors.py
 Bodies are mostly valid, or valid but for one field (at or past a limit, any JSON value, an
 unknown name, or a required field left out), so that they get past the JSON parser into
 validation, planning and generation; the rest are broken JSON, invalid UTF-8 and deep nesting.
-About 3,500 requests in all, in well under a minute.
+About 3,500 requests in all under the "ci" Hypothesis profile (``CI=true``), in well under a
+minute; a tenth of that under the local "dev" profile (see ``conftest.py``;
+``HYPOTHESIS_PROFILE=ci`` runs the full fuzz locally).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from fastchat_api import schemas
 from fastchat_api.app import create_app
 from fastchat_api.config import build_config
 
+from .support import sse_events
+
 ROUTES = sorted(
     {(route.method, route.resource.canonical)
      for route in create_app(build_config(None)).router.routes() if route.resource is not None}
@@ -30,11 +34,15 @@ ROUTES = sorted(
 ANSWER_TIMEOUT = 10.0
 
 FUZZ = settings(
-    max_examples=1000,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def examples(full: int) -> int:
+    """``full`` examples under the "ci" profile; the same share of the loaded profile's count."""
+    return max(1, full * settings.default.max_examples // settings.get_profile("ci").max_examples)
 
 # -- values ------------------------------------------------------------------------------------
 
@@ -201,9 +209,7 @@ def assert_error_format(body: dict[str, Any]) -> None:
 
 def assert_stream(raw: bytes) -> None:
     """Whole SSE events, [DONE] last; an in-band error in the gateway's format."""
-    assert raw.endswith(b"data: [DONE]\n\n"), raw[-200:]
-    for block in raw.decode().split("\n\n")[:-2]:
-        data = json.loads(block.removeprefix("data: "))
+    for data in sse_events(raw):
         if "error" in data:
             assert {"message", "type", "param", "code", "fastchat_code"} <= set(data["error"])
 
@@ -229,32 +235,32 @@ async def keyed_client(make_client):
     return await make_client(auth={"api_keys": ["sk-fuzz"]}, metrics={"token": "metrics-token"})
 
 
-@FUZZ
+@settings(FUZZ, max_examples=examples(1000))
 @given(request=requests())
 async def test_every_route_answers_in_time_without_5xx_in_the_error_format(client, request):
     await send(client, *request)
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(request=requests(), key=st.sampled_from(["sk-fuzz", "sk-wrong", "metrics-token"]))
 async def test_with_keys_and_metrics_token(keyed_client, request, key):
     method, path, data, headers = request
     await send(keyed_client, method, path, data, {"Authorization": f"Bearer {key}"} | headers)
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=examples(1000))
 @given(data=BODIES["/v1/chat/completions"].map(lambda obj: json.dumps(obj).encode()))
 async def test_chat_bodies(client, data):
     await send(client, "POST", "/v1/chat/completions", data, {"Content-Type": "application/json"})
 
 
-@settings(FUZZ, max_examples=700)
+@settings(FUZZ, max_examples=examples(700))
 @given(data=BODIES["/v1/completions"].map(lambda obj: json.dumps(obj).encode()))
 async def test_completion_bodies(client, data):
     await send(client, "POST", "/v1/completions", data, {"Content-Type": "application/json"})
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(data=BODIES["/v1/embeddings"].map(lambda obj: json.dumps(obj).encode()))
 async def test_embedding_bodies(client, data):
     await send(client, "POST", "/v1/embeddings", data, {"Content-Type": "application/json"})

@@ -14,9 +14,10 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from .support import CHAT
+
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def chat_pids(log: Path) -> set[int]:
@@ -50,7 +51,7 @@ async def wait_until_serving(session: aiohttp.ClientSession, url: str, proc) -> 
                     return
         except aiohttp.ClientError:
             pass
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)  # another process: nothing to await but its port
     raise AssertionError("gunicorn did not serve /health within 30 s")
 
 

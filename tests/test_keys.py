@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from types import SimpleNamespace
@@ -12,6 +11,9 @@ import pytest
 from fastchat_api import keys
 from fastchat_api.app import create_app
 from fastchat_api.config import AuthConfig, ConfigError, build_config
+from fastchat_api.typedefs import keys_key
+
+from .support import until
 
 
 async def status(client, key: str) -> int:
@@ -52,7 +54,8 @@ async def test_sighup_reloads_at_once(make_client, key_file, monkeypatch):
     key_file.write_text("sk-new\n")
     assert await status(client, "sk-new") == 401
     os.kill(os.getpid(), signal.SIGHUP)
-    await asyncio.sleep(0.05)
+    store = client.app[keys_key]
+    await until(lambda: store.identify("sk-new") is not None)  # the loop ran the handler
     assert await status(client, "sk-new") == 200
     assert await status(client, "sk-old") == 401
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+from .support import CHAT
 
 
 @pytest.fixture
@@ -105,3 +107,35 @@ async def test_controller_down_is_503(make_client):
     resp = await client.get("/v1/models")
     assert resp.status == 503
     assert resp.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("given", ["abc-123", "x" * 200, "trace id: 7/b", "é-ünï"])
+async def test_a_sane_request_id_is_echoed(client, given):
+    resp = await client.get("/v1/models", headers={"X-Request-Id": given})
+    assert resp.headers["X-Request-Id"] == given
+
+
+def is_new_id(value: str) -> bool:
+    return value.startswith("req-") and len(value) == len("req-") + 22
+
+
+@pytest.mark.parametrize("given", ["", "x" * 201, "tab\there"], ids=["empty", "too-long", "tab"])
+async def test_an_insane_request_id_is_replaced_by_a_new_one(client, given):
+    """An id that would bloat or garble log lines and headers downstream is not trusted."""
+    resp = await client.get("/v1/models", headers={"X-Request-Id": given})
+    assert resp.status == 200
+    assert is_new_id(resp.headers["X-Request-Id"])
+
+
+async def test_a_request_id_that_is_not_utf8_is_replaced_by_a_new_one(client):
+    """Bytes no client library sends, on a raw connection: echoed, they could not even be
+    encoded into the response's header."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+                 b"X-Request-Id: id-\xff\xfe\r\n\r\n")
+    head = (await reader.read()).partition(b"\r\n\r\n")[0].decode().split("\r\n")
+    writer.close()
+    await writer.wait_closed()
+    assert head[0] == "HTTP/1.1 200 OK"
+    (given,) = [line.partition(": ")[2] for line in head if line.lower().startswith("x-request-id:")]
+    assert is_new_id(given)

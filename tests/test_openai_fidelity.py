@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from .openai_spec import validate
-from .routes.test_chat import CHAT, sse_events
+from .support import CHAT, COMPLETION, MESSAGES, read_events, with_text
 
 
 @pytest.fixture
@@ -29,7 +29,9 @@ async def test_chat_completion_validates(client):
 @pytest.mark.parametrize("extra", [{}, {"n": 2}, {"stream_options": {"include_usage": True}}])
 async def test_every_chunk_validates(client, extra):
     resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True} | extra)
-    for chunk in sse_events(await resp.read())[:-1]:
+    chunks = await read_events(resp)
+    assert len(with_text(chunks)) == 4 * extra.get("n", 1)  # not only the role and usage chunks
+    for chunk in chunks:
         validate("CreateChatCompletionStreamResponse", chunk)
 
 
@@ -58,24 +60,24 @@ async def test_error_bodies_validate(client, method, path, payload):
 async def test_error_event_validates_as_openai_error(client, fake):
     fake.error_frame, fake.error_after = {"text": "boom", "error_code": 50001}, 1
     resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
-    error_event = sse_events(await resp.read())[-2]
+    *chunks, error_event = await read_events(resp)
+    assert len(with_text(chunks)) == 1  # the piece before the error
     validate("ErrorResponse", error_event)
 
 
 async def test_client_include_usage_stream(async_openai):
     stream = await async_openai.chat.completions.create(
-        model="fake-model", messages=CHAT["messages"], stream=True,
-        stream_options={"include_usage": True})
-    chunks = [chunk async for chunk in stream]
-    assert chunks[-1].choices == []
-    assert chunks[-1].usage.total_tokens == 14
-    assert all(chunk.usage is None for chunk in chunks[:-1])
+        **CHAT, stream=True, stream_options={"include_usage": True})
+    *chunks, last = [chunk async for chunk in stream]
+    assert last.choices == []
+    assert last.usage.total_tokens == 14
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello there, friend!"
+    assert all(chunk.usage is None for chunk in chunks)
 
 
 async def test_client_n3_stream_interleaves_and_completes(async_openai, fake):
     fake.delay = 0.01
-    stream = await async_openai.chat.completions.create(
-        model="fake-model", messages=CHAT["messages"], stream=True, n=3)
+    stream = await async_openai.chat.completions.create(**CHAT, stream=True, n=3)
     order, texts, finished = [], {0: "", 1: "", 2: ""}, {}
     async for chunk in stream:
         for choice in chunk.choices:
@@ -92,8 +94,7 @@ async def test_client_n3_stream_interleaves_and_completes(async_openai, fake):
 
 async def test_client_raises_api_error_mid_stream_without_retry(async_openai, fake):
     fake.error_frame, fake.error_after = {"text": "CUDA out of memory", "error_code": 50002}, 2
-    stream = await async_openai.chat.completions.create(
-        model="fake-model", messages=CHAT["messages"], stream=True)
+    stream = await async_openai.chat.completions.create(**CHAT, stream=True)
     with pytest.raises(openai.APIError) as caught:
         async for _ in stream:
             pass
@@ -111,17 +112,16 @@ async def test_client_authentication_error(make_client):
 
 async def test_client_not_found_and_bad_request_are_not_retried(async_openai, fake):
     with pytest.raises(openai.NotFoundError):
-        await async_openai.chat.completions.create(model="nope", messages=CHAT["messages"])
+        await async_openai.chat.completions.create(model="nope", messages=MESSAGES)
     with pytest.raises(openai.BadRequestError):
-        await async_openai.chat.completions.create(
-            model="fake-model", messages=CHAT["messages"], temperature=3)
+        await async_openai.chat.completions.create(**CHAT, temperature=3)
     assert fake.sent("/worker_generate") == []
     assert len(fake.sent("/get_worker_address")) == 0
 
 
 async def test_request_id_reaches_the_client(async_openai):
     raw = await async_openai.chat.completions.with_raw_response.create(
-        model="fake-model", messages=CHAT["messages"], extra_headers={"X-Request-Id": "trace-7"})
+        **CHAT, extra_headers={"X-Request-Id": "trace-7"})
     assert raw.headers["x-request-id"] == "trace-7"
     assert json.loads(raw.text)["object"] == "chat.completion"
 
@@ -141,9 +141,10 @@ def _as_final(chunk: dict) -> dict:
 @pytest.mark.parametrize("extra", [{}, {"n": 2, "prompt": ["a", "b"]},
                                    {"stream_options": {"include_usage": True}}])
 async def test_every_completion_chunk_validates(client, extra):
-    resp = await client.post("/v1/completions",
-                             json={"model": "fake-model", "prompt": "Hi", "stream": True} | extra)
-    for chunk in sse_events(await resp.read())[:-1]:
+    resp = await client.post("/v1/completions", json=COMPLETION | {"stream": True} | extra)
+    chunks = await read_events(resp)
+    assert len(with_text(chunks)) == 4 * len(extra.get("prompt", "x")) * extra.get("n", 1)
+    for chunk in chunks:
         if chunk["choices"]:
             validate("CreateCompletionResponse", _as_final(chunk))
         else:
@@ -164,7 +165,9 @@ async def test_api_v1_chat_validates_as_chat(client):
     body = await (await client.post("/api/v1/chat/completions", json=CHAT)).json()
     validate("CreateChatCompletionResponse", body)
     resp = await client.post("/api/v1/chat/completions", json=CHAT | {"stream": True})
-    for chunk in sse_events(await resp.read())[:-1]:
+    chunks = await read_events(resp)
+    assert len(with_text(chunks)) == 4
+    for chunk in chunks:
         validate("CreateChatCompletionStreamResponse", chunk)
 
 

@@ -5,7 +5,6 @@ last word, and nothing new is accepted."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
@@ -16,7 +15,7 @@ from devstack.processes import find_free_port
 from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+from .support import CHAT, read_events, streamed_text, until
 
 
 @pytest.fixture
@@ -41,13 +40,6 @@ async def serve(fake):
         await runner.cleanup()
 
 
-async def read_events(resp: aiohttp.ClientResponse) -> list[object]:
-    """Every ``data:`` event of a whole SSE body (raises if the body is cut short)."""
-    raw = (await resp.read()).decode()
-    return [json.loads(d) if d != "[DONE]" else d
-            for d in (block.removeprefix("data: ") for block in raw.split("\n\n")) if d]
-
-
 async def test_streams_in_flight_finish_within_the_grace_period(serve, fake):
     fake.delay = 0.1  # five frames: half a second
     runner, url = await serve(grace=5)
@@ -57,27 +49,26 @@ async def test_streams_in_flight_finish_within_the_grace_period(serve, fake):
             await resp.content.readuntil(b"\n\n")
             started = time.monotonic()
             stopping = asyncio.create_task(runner.cleanup())
-            events = await read_events(resp)
+            chunks = await read_events(resp)
         await stopping
     assert time.monotonic() - started < 2
-    assert events[-1] == "[DONE]"
-    assert events[-2]["choices"][0]["finish_reason"] == "stop"
+    assert streamed_text(chunks) == "Hello there, friend!"  # all of it, after the role chunk
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 async def test_a_stream_outliving_the_grace_period_ends_with_an_error_event(serve, fake):
-    fake.delay = 1.0
-    runner, url = await serve(grace=0.3)
+    fake.delay = 0.5  # the next frame comes after the grace period
+    runner, url = await serve(grace=0.2)
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{url}/v1/chat/completions", json=CHAT | {"stream": True}) as resp:
             await resp.content.readuntil(b"\n\n")
             started = time.monotonic()
             stopping = asyncio.create_task(runner.cleanup())
-            events = await read_events(resp)  # a whole body: the chunked encoding is ended
+            *_, error = await read_events(resp)  # a whole body: the chunked encoding is ended
         await stopping
     assert time.monotonic() - started < 2
-    assert events[-1] == "[DONE]"
-    assert events[-2]["error"]["code"] == "server_shutting_down"
-    assert events[-2]["error"]["type"] == "server_error"
+    assert error["error"]["code"] == "server_shutting_down"
+    assert error["error"]["type"] == "server_error"
 
 
 async def test_a_request_outliving_the_grace_period_gets_a_503(serve, fake):
@@ -85,8 +76,7 @@ async def test_a_request_outliving_the_grace_period_gets_a_503(serve, fake):
     runner, url = await serve(grace=0.3)
     async with aiohttp.ClientSession() as session:
         answer = asyncio.create_task(session.post(f"{url}/v1/chat/completions", json=CHAT))
-        while not fake.sent("/worker_generate"):
-            await asyncio.sleep(0.01)
+        await until(lambda: fake.sent("/worker_generate"))
         await runner.cleanup()
         resp = await answer
         body = await resp.json()
@@ -96,15 +86,15 @@ async def test_a_request_outliving_the_grace_period_gets_a_503(serve, fake):
 
 
 async def test_no_new_connection_is_accepted_once_shutdown_starts(serve, fake):
-    fake.delay = 0.3
+    fake.delay = 0.1  # the stream is still running when the refused connection is tried
     runner, url = await serve(grace=5)
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{url}/v1/chat/completions", json=CHAT | {"stream": True}) as resp:
             await resp.content.readuntil(b"\n\n")
             stopping = asyncio.create_task(runner.cleanup())
-            await asyncio.sleep(0.1)
+            await until(lambda: not runner.sites)  # the listener is closed
             async with aiohttp.ClientSession() as other:
                 with pytest.raises(aiohttp.ClientConnectorError):
                     await other.get(f"{url}/health")
-            assert (await read_events(resp))[-1] == "[DONE]"
+            assert streamed_text(await read_events(resp)) == "Hello there, friend!"
         await stopping

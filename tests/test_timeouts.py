@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .routes.test_chat import CHAT, sse_events
+from .support import CHAT, read_events, streamed_text
 
 
 @pytest.fixture
@@ -29,7 +29,6 @@ async def test_a_worker_silent_mid_stream_ends_it_with_an_error_event(impatient,
     fake.stall, fake.stall_after = 0.5, 2
     resp = await impatient.post("/v1/chat/completions", json=CHAT | {"stream": True})
     assert resp.status == 200
-    events = sse_events(await resp.read())
-    assert events[-1] == "[DONE]"
-    assert events[-2]["error"]["code"] == "upstream_timeout"
-    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-2]) == "Hello there"
+    *chunks, error = await read_events(resp)
+    assert error["error"]["code"] == "upstream_timeout"
+    assert streamed_text(chunks) == "Hello there"

@@ -249,16 +249,20 @@ class UpstreamClient:
 
     async def _frames(self, content: aiohttp.StreamReader, url: str) -> AsyncIterator[Frame]:
         """Split the byte stream on NUL; TCP may cut or join frames anywhere. A frame over
-        ``upstream.max_frame_size`` bytes is a 502, not unbounded memory."""
+        ``upstream.max_frame_size`` bytes is a 502, not unbounded memory, whether it is still
+        coming or arrived whole in one read."""
+        too_large = "The worker sent a frame over the size limit"
         pending = b""
         async for data in content.iter_any():
             if pending:
                 data = pending + data
             *frames, pending = data.split(b"\0")
             for frame in frames:
+                if len(frame) > self._max_frame:
+                    raise _bad_response(url, too_large)
                 if frame:
                     yield _decode(frame, url)
             if len(pending) > self._max_frame:
-                raise _bad_response(url, "The worker sent a frame over the size limit")
+                raise _bad_response(url, too_large)
         if pending.strip():
             yield _decode(pending, url)

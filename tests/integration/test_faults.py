@@ -17,6 +17,7 @@ import aiohttp
 import openai
 import pytest
 
+from ..support import sse_events, streamed_text
 from .conftest import STANDIN_MODEL, standin_requests
 
 pytestmark = pytest.mark.integration
@@ -201,16 +202,14 @@ async def test_a_client_hanging_up_mid_request_closes_the_upstream_within_100ms(
 
 
 async def read_stream(session: aiohttp.ClientSession, url: str, first: asyncio.Event) -> list[Any]:
-    """A chat stream's events, as far as it goes; ``first`` is set when the first arrives."""
-    events: list[Any] = []
+    """A chat stream's events to its ``[DONE]``; ``first`` is set when the first arrives."""
+    raw = b""
     async with session.post(f"{url}/v1/chat/completions", json=CHAT | {"stream": True}) as resp:
         assert resp.status == 200
         async for line in resp.content:
-            if line.startswith(b"data: "):
-                data = line[len(b"data: "):].strip()
-                events.append("[DONE]" if data == b"[DONE]" else json.loads(data))
-                first.set()
-    return events
+            raw += line
+            first.set()
+    return sse_events(raw)
 
 
 async def refused_within(gateway, seconds: float) -> None:
@@ -255,10 +254,9 @@ async def test_sigterm_lets_streams_finish_within_the_grace_period(rig, gunicorn
     standin = rig.standin(pieces=15, delay=0.1)  # 1.6 s streams
     gateway = rig.gateway(standin.url, gunicorn=gunicorn, server={"shutdown_timeout": 10})
     results, took = await streams_then_sigterm(gateway, 4, REFUSED_WITHIN[gunicorn])
-    for events in results:
-        assert events[-1] == "[DONE]"
-        assert events[-2]["choices"][0]["finish_reason"] == "stop"
-        assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == "tok " * 15
+    for chunks in results:
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+        assert streamed_text(chunks) == "tok " * 15
     assert took < 5
 
 
@@ -267,7 +265,6 @@ async def test_sigterm_ends_streams_outliving_the_grace_period_with_an_error_eve
     standin = rig.standin(pieces=200, delay=0.1)  # 20 s streams
     gateway = rig.gateway(standin.url, gunicorn=gunicorn, server={"shutdown_timeout": 1})
     results, took = await streams_then_sigterm(gateway, 4, REFUSED_WITHIN[gunicorn])
-    for events in results:
-        assert events[-1] == "[DONE]"
-        assert events[-2]["error"]["code"] == "server_shutting_down"
+    for *_, error in results:
+        assert error["error"]["code"] == "server_shutting_down"
     assert took < 4

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ..support import read_events, streamed_text
 from .conftest import STANDIN_MODEL, standin_requests
 
 pytestmark = pytest.mark.integration
@@ -76,16 +77,12 @@ async def settled(pid: int, limit: float, fds: int | None = None) -> tuple[int, 
 
 async def stream(session: aiohttp.ClientSession, url: str) -> str:
     """One chat stream, read to the end: its text, checked to be whole."""
-    events = []
     async with session.post(f"{url}/v1/chat/completions", json={
             "model": STANDIN_MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True}) as resp:
         assert resp.status == 200
-        async for line in resp.content:
-            if line.startswith(b"data: "):
-                events.append(line[len(b"data: "):].strip())
-    assert events[-1] == b"[DONE]"
-    assert b'"finish_reason":"stop"' in events[-2]
-    return "".join(re.findall(r'"content":"([^"]*)"', b"".join(events).decode()))
+        chunks = await read_events(resp)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    return streamed_text(chunks)
 
 
 def most_at_once(spans: list[dict[str, Any]]) -> int:

@@ -118,12 +118,13 @@ def test_completion_stream_list_prompts_n2_has_unique_indexes(openai_client, mod
 
 
 def test_completion_stream_include_usage(openai_client, model_name):
-    chunks = list(openai_client.completions.create(
+    *chunks, last = openai_client.completions.create(
         model=model_name, prompt=PROMPTS, max_tokens=3, stream=True,
         stream_options={"include_usage": True},
-    ))
-    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens > 0
-    assert all(c.usage is None for c in chunks[:-1])
+    )
+    assert last.choices == [] and last.usage.prompt_tokens > 0
+    assert {c.choices[0].index for c in chunks} == {0, 1}  # each prompt's choice, not only usage
+    assert all(c.usage is None for c in chunks)
 
 
 @pytest.mark.parametrize(

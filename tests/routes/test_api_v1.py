@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .test_chat import CHAT, sse_events
+from ..support import CHAT, read_events, streamed_text
 
 
 async def test_token_check_says_what_fits(client, fake):
@@ -50,9 +50,9 @@ async def test_api_chat_always_forwards_repetition_penalty(client, fake):
 
 async def test_api_chat_streams_like_chat(client, fake):
     resp = await client.post("/api/v1/chat/completions", json=CHAT | {"stream": True, "repetition_penalty": 1.1})
-    events = sse_events(await resp.read())
-    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert "".join(e["choices"][0]["delta"].get("content", "") for e in events[:-1]) == "Hello there, friend!"
+    chunks = await read_events(resp)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert streamed_text(chunks) == "Hello there, friend!"
     assert fake.sent("/worker_generate_stream")[0]["repetition_penalty"] == 1.1
 
 

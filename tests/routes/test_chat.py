@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from devstack.standin import StandIn
-from fastchat_api.streaming import DONE
 
-
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
-
-
-def sse_events(raw: bytes) -> list[object]:
-    """Each ``data:`` event decoded; ``[DONE]`` kept as the string."""
-    assert raw.endswith(DONE)
-    events = []
-    for block in raw.decode().split("\n\n"):
-        if block:
-            assert block.startswith("data: ")
-            data = block[len("data: "):]
-            events.append(data if data == "[DONE]" else json.loads(data))
-    return events
+from ..support import CHAT, read_events, streamed_text
 
 
 async def test_chat_answers_with_worker_text_and_usage(client, fake):
@@ -88,34 +72,33 @@ async def test_stream_relays_deltas_role_first_and_done_last(client, fake):
     resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/event-stream")
-    events = sse_events(await resp.read())
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
+    chunks = await read_events(resp)
+    assert len(chunks) == 6  # the role, four pieces, the finish
     assert all(c["object"] == "chat.completion.chunk" and c["created"] and c["id"] == chunks[0]["id"]
                for c in chunks)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text == "Hello there, friend!"
+    assert streamed_text(chunks) == "Hello there, friend!"
     assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "stop"
 
 
 async def test_stream_include_usage_ends_with_usage_chunk(client, fake):
     resp = await client.post("/v1/chat/completions",
                              json=CHAT | {"stream": True, "stream_options": {"include_usage": True}})
-    events = sse_events(await resp.read())
-    last = events[-2]
+    *chunks, last = await read_events(resp)
     assert last["choices"] == []
     assert last["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
-    assert all(e["usage"] is None for e in events[:-2])
+    assert streamed_text(chunks) == "Hello there, friend!"
+    assert all(c["usage"] is None for c in chunks)
 
 
 async def test_stream_n2_each_choice_finishes(client, fake):
     resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True, "n": 2})
-    events = sse_events(await resp.read())[:-1]
+    chunks = await read_events(resp)
     for index in (0, 1):
-        mine = [e["choices"][0] for e in events if e["choices"][0]["index"] == index]
+        mine = [c["choices"][0] for c in chunks if c["choices"][0]["index"] == index]
+        assert mine, f"no chunk of choice {index}"
         assert mine[0]["delta"]["role"] == "assistant"
-        assert "".join(c["delta"].get("content", "") for c in mine) == "Hello there, friend!"
+        assert streamed_text(chunks, index) == "Hello there, friend!"
         assert mine[-1]["finish_reason"] == "stop"
 
 
@@ -124,11 +107,11 @@ async def test_worker_error_mid_stream_is_an_error_event(client, fake):
     fake.error_after = 2
     resp = await client.post("/v1/chat/completions", json=CHAT | {"stream": True})
     assert resp.status == 200
-    events = sse_events(await resp.read())
-    assert events[-1] == "[DONE]"
-    assert events[-2]["error"]["message"].startswith(
+    *chunks, error = await read_events(resp)
+    assert streamed_text(chunks) == "Hello there"  # the two pieces before the error
+    assert error["error"]["message"].startswith(
         "The worker failed with FastChat error code 50002 (CUDA_OUT_OF_MEMORY)")
-    assert events[-2]["error"]["fastchat_code"] == 50002
+    assert error["error"]["fastchat_code"] == 50002
 
 
 async def test_worker_error_before_first_frame_is_an_http_error(client, fake):

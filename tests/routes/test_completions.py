@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .. import openai_spec
-from .test_chat import sse_events
-
-COMPLETION = {"model": "fake-model", "prompt": "Once upon a time"}
+from ..support import COMPLETION, read_events, streamed_text, with_text
 
 
 async def post(client, **fields):
@@ -137,9 +135,8 @@ async def test_stream_indexes_are_unique_across_prompts(client, fake):
     resp = await post(client, prompt=["a", "b"], n=2, stream=True, best_of=3)
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/event-stream")
-    events = sse_events(await resp.read())
-    assert events[-1] == "[DONE]"
-    chunks = events[:-1]
+    chunks = await read_events(resp)
+    assert len(with_text(chunks)) == 10  # 2 + 2 + 3 + 3 pieces
     for chunk in chunks:
         if chunk["choices"][0]["finish_reason"]:  # OpenAI's schema has no null finish_reason
             openai_spec.validate("CreateCompletionResponse", chunk)
@@ -159,9 +156,8 @@ async def test_stream_indexes_are_unique_across_prompts(client, fake):
 
 async def test_stream_logprobs_are_per_chunk_not_cumulative(client, fake):
     resp = await post(client, stream=True, logprobs=0, echo=True)
-    chunks = sse_events(await resp.read())[:-1]
-    text = "".join(c["choices"][0]["text"] for c in chunks)
-    assert text == "Once upon a timeHello there, friend!"
+    chunks = await read_events(resp)
+    assert streamed_text(chunks) == "Once upon a timeHello there, friend!"
     tokens = [t for c in chunks for t in (c["choices"][0]["logprobs"] or {}).get("tokens", [])]
     offsets = [o for c in chunks for o in (c["choices"][0]["logprobs"] or {}).get("text_offset", [])]
     assert tokens == ["Hello", " there", ", friend", "!"]
@@ -171,16 +167,18 @@ async def test_stream_logprobs_are_per_chunk_not_cumulative(client, fake):
 async def test_stream_include_usage_counts_each_prompt_once(client, fake):
     fake.token_counts = {"a": 3, "b": 5}
     resp = await post(client, prompt=["a", "b"], n=2, stream=True, stream_options={"include_usage": True})
-    events = sse_events(await resp.read())
-    assert events[-2]["choices"] == []
-    assert events[-2]["usage"] == {"prompt_tokens": 8, "completion_tokens": 16, "total_tokens": 24}
-    assert all(e["usage"] is None for e in events[:-2])
+    *chunks, last = await read_events(resp)
+    assert last["choices"] == []
+    assert last["usage"] == {"prompt_tokens": 8, "completion_tokens": 16, "total_tokens": 24}
+    assert len(with_text(chunks)) == 16  # four pieces for each of the four choices
+    assert all(c["usage"] is None for c in chunks)
 
 
 async def test_stream_without_worker_finish_reason_ends_with_stop(client, fake):
     fake.finish_reason = None  # sglang sends none
     resp = await post(client, stream=True, prompt=["a", "b"])
-    chunks = sse_events(await resp.read())[:-1]
+    chunks = await read_events(resp)
+    assert [streamed_text(chunks, index) for index in (0, 1)] == ["Hello there, friend!"] * 2
     ends = [(c["choices"][0]["index"], c["choices"][0]["finish_reason"]) for c in chunks if c["choices"][0]["finish_reason"]]
     assert sorted(ends) == [(0, "stop"), (1, "stop")]
 
@@ -189,9 +187,9 @@ async def test_worker_error_mid_stream_is_an_error_event(client, fake):
     fake.error_frame = {"text": "CUDA out of memory", "error_code": 50002}
     fake.error_after = 2
     resp = await post(client, stream=True)
-    events = sse_events(await resp.read())
-    assert events[-1] == "[DONE]"
-    assert "error code 50002 (CUDA_OUT_OF_MEMORY)" in events[-2]["error"]["message"]
+    *chunks, error = await read_events(resp)
+    assert streamed_text(chunks) == "Hello there"
+    assert "error code 50002 (CUDA_OUT_OF_MEMORY)" in error["error"]["message"]
 
 
 async def test_unknown_model_is_a_404(client, fake):

@@ -3,7 +3,7 @@ multimodal, a clear 400 for any other."""
 
 from __future__ import annotations
 
-from .test_chat import CHAT
+from ..support import CHAT
 
 URL = "data:image/png;base64,iVBORw0KGgo="
 IMAGE_MESSAGE = {"role": "user", "content": [

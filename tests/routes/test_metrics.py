@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from fastchat_api import metrics
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+from ..support import CHAT, COMPLETION, EMBEDDING, until
+
 ROUTE = "/v1/chat/completions"
 
 
@@ -63,7 +61,7 @@ async def test_a_stream_counts_first_token_and_tokens_without_include_usage(clie
 
 
 async def test_in_flight_requests_and_streams_while_a_stream_runs(client, fake):
-    fake.delay = 0.1
+    fake.delay = 0.05  # the stream is still running at the second scrape
     before = await scrape(client)
     resp = await client.post(ROUTE, json=CHAT | {"stream": True})
     await resp.content.readline()  # the stream is open
@@ -126,17 +124,20 @@ async def test_metrics_are_open_without_a_token_even_when_keys_are_set(make_clie
 
 
 async def test_cancelled_stream_counts_as_499(client, fake):
-    fake.delay = 0.2
+    fake.delay = 0.05  # the stream is still running when the client leaves
     before = await scrape(client)
     resp = await client.post(ROUTE, json=CHAT | {"stream": True})
     await resp.content.readline()
     resp.close()
     labels = {"route": ROUTE, "model": "fake-model", "status": "499"}
-    for _ in range(50):
-        after = await scrape(client)
-        if delta(before, after, "fastchat_api_requests_total", **labels):
-            break
-        await asyncio.sleep(0.05)
+    scrapes = []
+
+    async def counted() -> bool:  # once the gateway has noticed the client is gone
+        scrapes.append(await scrape(client))
+        return delta(before, scrapes[-1], "fastchat_api_requests_total", **labels) > 0
+
+    await until(counted)
+    after = scrapes[-1]
     assert delta(before, after, "fastchat_api_requests_total", **labels) == 1
     assert delta(before, after, "fastchat_api_streams_in_flight") == 0
 
@@ -144,7 +145,7 @@ async def test_cancelled_stream_counts_as_499(client, fake):
 @pytest.mark.parametrize("stream", [False, True])
 async def test_completions_count_tokens_by_model(client, stream):
     before = await scrape(client)
-    resp = await client.post("/v1/completions", json={"model": "fake-model", "prompt": "Hi", "stream": stream})
+    resp = await client.post("/v1/completions", json=COMPLETION | {"stream": stream})
     await resp.read()
     after = await scrape(client)
     assert delta(before, after, "fastchat_api_completion_tokens_total", model="fake-model") == 4
@@ -154,7 +155,7 @@ async def test_completions_count_tokens_by_model(client, stream):
 
 async def test_embeddings_count_prompt_tokens_by_model(client):
     before = await scrape(client)
-    resp = await client.post("/v1/embeddings", json={"model": "fake-model", "input": ["a", "b"]})
+    resp = await client.post("/v1/embeddings", json=EMBEDDING | {"input": ["a", "b"]})
     assert resp.status == 200
     after = await scrape(client)
     assert delta(before, after, "fastchat_api_prompt_tokens_total", model="fake-model") > 0

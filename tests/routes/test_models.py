@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 
 async def test_models_are_sorted_with_fastchat_fields(client, fake):
     fake.models = ["zeta", "alpha"]
@@ -32,10 +30,10 @@ async def test_retrieve_model(client, fake):
     assert (await resp.json())["error"]["code"] == "model_not_found"
 
 
-async def test_a_model_gone_from_the_list_is_a_503_for_the_outage_grace_then_a_404(make_client, fake):
+async def test_a_model_gone_from_the_list_is_a_503_for_the_outage_grace_then_a_404(clock, make_client, fake):
     """A restarted controller lists nothing until the workers' next heartbeat: clients are told
     to retry, not that the model does not exist."""
-    client = await make_client(controller={"outage_grace": 0.3, "model_list_ttl": 0})
+    client = await make_client(controller={"outage_grace": 30, "model_list_ttl": 0})
     assert (await client.get("/v1/models/fake-model")).status == 200
     fake.models = []
     assert (await client.get("/v1/models")).status == 200  # /v1/models lists afresh
@@ -43,5 +41,7 @@ async def test_a_model_gone_from_the_list_is_a_503_for_the_outage_grace_then_a_4
     assert resp.status == 503 and resp.headers["Retry-After"]
     assert (await resp.json())["error"]["code"] == "upstream_unavailable"
     assert (await client.get("/v1/models/never-listed")).status == 404
-    await asyncio.sleep(0.3)
+    clock.advance(29)
+    assert (await client.get("/v1/models/fake-model")).status == 503
+    clock.advance(1)
     assert (await client.get("/v1/models/fake-model")).status == 404

@@ -9,18 +9,21 @@ import pytest
 
 from fastchat_api.upstream.cache import Cached
 
-from ..support import FakeClock
+from ..support import FakeClock, until
 
 
 class Source:
+    """A control-plane answer: the fetch number, once ``answer`` is set (at once by default)."""
+
     def __init__(self) -> None:
         self.calls = 0
         self.fail = False
-        self.delay = 0.0
+        self.answer = asyncio.Event()
+        self.answer.set()
 
     async def fetch(self) -> int:
         self.calls += 1
-        await asyncio.sleep(self.delay)
+        await self.answer.wait()
         if self.fail:
             raise RuntimeError("down")
         return self.calls
@@ -28,9 +31,12 @@ class Source:
 
 async def test_concurrent_first_reads_share_one_fetch():
     source = Source()
-    source.delay = 0.01
-    cached = Cached(source.fetch, ttl=10, max_age=10, name="x")
-    assert await asyncio.gather(*(cached.get() for _ in range(50))) == [1] * 50
+    source.answer.clear()
+    cached = Cached(source.fetch, ttl=10, max_age=10, name="x", clock=FakeClock())
+    readers = asyncio.gather(*(cached.get() for _ in range(50)))
+    await until(lambda: source.calls == 1)  # every reader is waiting on the one fetch
+    source.answer.set()
+    assert await readers == [1] * 50
     assert source.calls == 1
 
 
@@ -64,10 +70,13 @@ async def test_a_failed_refresh_keeps_the_value_until_max_age_then_raises():
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch():
     source = Source()
-    source.delay = 0.05
-    cached = Cached(source.fetch, ttl=10, max_age=10, name="x")
+    source.answer.clear()
+    cached = Cached(source.fetch, ttl=10, max_age=10, name="x", clock=FakeClock())
     first = asyncio.create_task(cached.get())
     second = asyncio.create_task(cached.get())
-    await asyncio.sleep(0.01)
+    await until(lambda: source.calls == 1)  # both wait on the fetch
     first.cancel()
+    await asyncio.sleep(0)
+    source.answer.set()
     assert await second == 1
+    assert first.cancelled() and source.calls == 1

@@ -1,0 +1,162 @@
+"""The relay between workers and a client: text deltas with U+FFFD held back, every choice's first
+frame before the 200, choices interleaved, and every other generation stopped when one fails."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import pytest
+
+from fastchat_api import errors
+from fastchat_api.streaming import TextDelta, first_frames, interleave, relay
+
+from .support import CHAT, COMPLETION, HANG_GUARD, read_events, streamed_text
+
+HOLD = "\ufffd"  # what a worker's detokenizer shows for half a multi-byte character
+
+
+def frame(text: str, finish: str | None = None) -> dict[str, Any]:
+    return {"text": text, "error_code": 0, "finish_reason": finish}
+
+
+async def frames(*items: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    for item in items:
+        yield item
+
+
+class Ends:
+    """Streams that record how they ended: a stream left suspended records nothing."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    async def waiting(self, name: str, *first: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Sends ``first`` (if any), then waits for a frame that never comes."""
+        try:
+            for item in first:
+                yield item
+            await asyncio.Event().wait()
+            yield frame("never")
+        finally:
+            self.ended.append(name)
+
+    @staticmethod
+    async def failing(*before: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        for item in before:
+            yield item
+        await asyncio.sleep(0)  # the other streams are waiting by now
+        raise errors.upstream_failed("The worker failed")
+
+
+class Written:
+    """A stand-in for the client's response: the chunks relayed, as (index, text, final)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, str, bool]] = []
+
+    async def write(self, data: Any) -> None:
+        self.chunks.append(data)
+
+    @staticmethod
+    def chunk(index: int, text: str, _frame: dict[str, Any], final: bool) -> Any:
+        return index, text, final
+
+
+# -- TextDelta: U+FFFD held back ---------------------------------------------------------------
+
+
+def test_a_trailing_replacement_character_waits_for_the_frame_that_completes_it():
+    """Half a character is not sent as U+FFFD: the next frame has the whole character."""
+    delta = TextDelta()
+    assert delta("caf" + HOLD) == "caf"
+    assert delta("café") == "é"
+    assert delta("café " + HOLD + HOLD) == " "  # a four-byte character, half of it so far
+    assert delta("café 🙂") == "🙂"
+    assert delta("café 🙂", final=True) == ""
+
+
+def test_a_legitimate_replacement_character_at_the_end_is_sent_when_the_choice_ends():
+    """The last frame's U+FFFD can be completed by nothing: the model meant it."""
+    delta = TextDelta()
+    assert delta("bad byte: " + HOLD) == "bad byte: "
+    assert delta("bad byte: " + HOLD) == ""
+    assert delta("bad byte: " + HOLD, final=True) == HOLD
+
+
+def test_replacement_characters_inside_the_text_are_sent_at_once():
+    delta = TextDelta()
+    assert delta("a" + HOLD + "b") == "a" + HOLD + "b"
+
+
+async def test_relay_holds_the_half_character_back_and_ends_each_choice_with_what_it_held():
+    """The second choice's worker (sglang) sends no finish reason: its held U+FFFD goes out
+    with the finish the relay adds."""
+    response = Written()
+    streams = [
+        frames(frame("caf" + HOLD), frame("café"), frame("café", "stop")),
+        frames(frame("x" + HOLD), frame("x" + HOLD + HOLD)),
+    ]
+    await relay(response, streams, Written.chunk)  # type: ignore[arg-type]
+    assert [c for c in response.chunks if c[0] == 0] == [(0, "caf", False), (0, "é", False), (0, "", True)]
+    assert [c for c in response.chunks if c[0] == 1] == [(1, "x", False), (1, HOLD + HOLD, True)]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/chat/completions", CHAT, "content"), ("/v1/completions", COMPLETION, "text")])
+async def test_a_replacement_character_ending_the_answer_reaches_the_client(client, fake, path, body, field):
+    fake.pieces = ["bad byte: ", HOLD]
+    resp = await client.post(path, json=body | {"stream": True})
+    chunks = await read_events(resp)
+    assert streamed_text(chunks) == "bad byte: " + HOLD
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+# -- first_frames: every choice's first frame, or none ------------------------------------------
+
+
+async def test_first_frames_cancels_the_other_streams_when_one_fails():
+    ends = Ends()
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(errors.APIError, match="The worker failed"):
+            await first_frames([ends.waiting("a"), Ends.failing(), ends.waiting("b")])
+    assert sorted(ends.ended) == ["a", "b"]
+
+
+async def test_first_frames_closes_the_other_streams_when_one_is_empty():
+    """The others have sent their first frame and wait at it: they are closed, not left open."""
+    ends = Ends()
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(errors.APIError, match="without sending a frame"):
+            await first_frames([ends.waiting("a", frame("A")), frames(), ends.waiting("b", frame("B"))])
+    assert sorted(ends.ended) == ["a", "b"]
+
+
+async def test_first_frames_hands_back_whole_streams():
+    ready = await first_frames([frames(frame("a"), frame("ab", "stop")), frames(frame("c", "stop"))])
+    assert [[f["text"] async for f in stream] for stream in ready] == [["a", "ab"], ["c"]]
+
+
+# -- interleave: one failure ends every choice ---------------------------------------------------
+
+
+async def test_interleave_cancels_the_other_streams_when_one_fails():
+    ends = Ends()
+    got = []
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(errors.APIError, match="The worker failed"):
+            async for item in interleave([ends.waiting("a", frame("A")), Ends.failing(frame("B")),
+                                          ends.waiting("c", frame("C"))]):
+                got.append(item)
+    assert sorted(index for index, _ in got) == [0, 1, 2]  # each first frame came through
+    assert sorted(ends.ended) == ["a", "c"]
+
+
+async def test_interleave_cancels_every_stream_when_the_client_leaves():
+    """The consumer closing early (the client hung up) stops every worker's stream."""
+    ends = Ends()
+    merged = interleave([ends.waiting("a", frame("A")), ends.waiting("b", frame("B"))])
+    async with asyncio.timeout(HANG_GUARD):
+        await anext(merged)
+        await merged.aclose()
+    assert sorted(ends.ended) == ["a", "b"]

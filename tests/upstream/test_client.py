@@ -1,0 +1,69 @@
+"""The transport: a worker's stream frames are bounded by ``upstream.max_frame_size``, so a
+worker sending a huge (or endless) frame costs a 502 or an in-band error, not the gateway's
+memory."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from fastchat_api import errors
+from fastchat_api.config import build_config
+from fastchat_api.upstream import create_session
+from fastchat_api.upstream.client import UpstreamClient
+
+from ..support import CHAT, HANG_GUARD, read_events, streamed_text
+
+LIMIT = 1024  # bytes; the stand-in's usual frames are a fifth of that
+
+
+@pytest.fixture
+async def bounded(make_client):
+    return await make_client(upstream={"max_frame_size": LIMIT})
+
+
+async def test_frames_under_the_limit_pass(bounded, fake):
+    resp = await bounded.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert streamed_text(await read_events(resp)) == "Hello there, friend!"
+
+
+@pytest.mark.parametrize("size", [4 * LIMIT, 1024 * LIMIT], ids=["one-read", "many-reads"])
+async def test_a_first_frame_over_the_limit_is_a_502(bounded, fake, size):
+    """A 4 KiB frame arrives in one read, a 1 MiB one in many: both are refused."""
+    fake.pieces = ["x" * size]
+    resp = await bounded.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert resp.status == 502
+    assert "over the size limit" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("size", [4 * LIMIT, 1024 * LIMIT], ids=["one-read", "many-reads"])
+async def test_a_frame_over_the_limit_mid_stream_is_an_error_event(bounded, fake, size):
+    fake.pieces = ["Hello", "x" * size]
+    resp = await bounded.post("/v1/chat/completions", json=CHAT | {"stream": True})
+    assert resp.status == 200
+    *chunks, error = await read_events(resp)
+    assert streamed_text(chunks) == "Hello"
+    assert "over the size limit" in error["error"]["message"]
+
+
+async def test_an_endless_frame_is_refused_once_past_the_limit(aiohttp_server):
+    """A worker that sends bytes and never a NUL is cut off, not buffered without end."""
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        while True:  # until the gateway hangs up
+            await response.write(b"x" * LIMIT)
+
+    worker = web.Application()
+    worker.router.add_post("/worker_generate_stream", endless)
+    address = str((await aiohttp_server(worker)).make_url("")).rstrip("/")
+    config = build_config(None, {"upstream": {"max_frame_size": LIMIT}}).upstream
+    async with create_session(config) as session:
+        client = UpstreamClient(session, config, "http://controller", on_worker_failure=lambda _: None)
+        with pytest.raises(errors.APIError, match="over the size limit") as caught:
+            async with asyncio.timeout(HANG_GUARD):
+                async for _ in client.generate_stream(address, {}):
+                    pass
+    assert caught.value.status == 502
