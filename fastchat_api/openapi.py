@@ -18,6 +18,7 @@ from marshmallow import Schema, fields
 
 from . import __version__, schemas
 from .jsonutil import dumps
+from .routes import slash_form
 from .typedefs import config_key, keys_key, openapi_key
 
 _SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})  # automatic HEADs and CORS preflights
@@ -86,7 +87,8 @@ def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -
 
 
 def build(app: web.Application) -> dict[str, Any]:
-    """The document of every route of ``app`` (HEAD and CORS preflights aside)."""
+    """The document of every route of ``app`` (HEAD, CORS preflights and the trailing-slash
+    forms aside)."""
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="fastchat_api",
@@ -104,6 +106,8 @@ def build(app: web.Application) -> dict[str, Any]:
         if route.method in _SKIPPED_METHODS or route.resource is None:
             continue
         canonical = route.resource.canonical
+        if slash_form(canonical):
+            continue
         operations.setdefault(canonical, {})[route.method.lower()] = _operation(route, canonical, app)
     for path, methods in sorted(operations.items()):
         spec.path(path=path, operations=methods)

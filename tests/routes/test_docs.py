@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 
 from fastchat_api import schemas
 from fastchat_api.openapi import ERROR_SCHEMA
+from fastchat_api.routes import slash_form
 from fastchat_api.schemas import request_schema
 
 DOCUMENTED_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -35,7 +36,7 @@ async def test_document_lists_every_route_of_the_app(keyed):
     routes = {
         (route.resource.canonical, route.method.lower())
         for route in keyed.app.router.routes()
-        if route.method in DOCUMENTED_METHODS
+        if route.method in DOCUMENTED_METHODS and not slash_form(route.resource.canonical)
     }
     listed = {(path, method) for path, methods in doc["paths"].items() for method in methods}
     assert routes == listed
