@@ -196,7 +196,7 @@ def _errors(tag: str, canonical: str, body: Schema | None, security: str | None)
         errors |= {status: _ERRORS[status] for status in ("400", "413", "415")}
     if security is not None:
         errors["401"] = _ERRORS["401"] if security == "apiKey" else _METRICS_401
-    if body is not None and _names_model(body) or "{model}" in canonical:
+    if (body is not None and _names_model(body)) or "{model}" in canonical:
         errors["404"] = _ERRORS["404"]
     if tag != "Operations":
         errors |= {status: _ERRORS[status] for status in ("502", "503", "504")}
