@@ -96,6 +96,8 @@ class StandIn:
     controller_delay: float = 0.0  # /list_models answers this late
     answers: dict[str, Answer] = field(default_factory=dict)  # pieces and delay by model
     replies: dict[str, list[str]] = field(default_factory=dict)  # pieces by prompt
+    # Frames sent as they are instead of the pieces' (e.g. a character split across tokens).
+    script: list[dict[str, Any]] | None = None
     finish_reason: str | None = "stop"
     context_length: int = 2048
     prompt_tokens: int = 10
@@ -164,24 +166,28 @@ class StandIn:
         """Cumulative frames as the HF worker sends them, then the final one.
 
         With ``echo`` the text starts with the prompt; with ``logprobs`` each frame carries the
-        cumulative logprobs of the pieces so far (one "token" per piece, logprob -0.5 * number).
+        cumulative logprobs of the pieces so far (one "token" per piece, logprob -0.5 * number;
+        with ``echo`` the prompt is one more token first, logprob 0). ``script`` replaces them.
         """
+        if self.script is not None:
+            return list(self.script)
         params = params or {}
         prompt = params.get("prompt", "")
         if self.count(prompt) == 0:
             return [NO_TOKEN_ERROR]
         pieces = self.answer(params).pieces
-        text = prompt if params.get("echo") else ""
+        echo = bool(params.get("echo"))
+        text = prompt if echo else ""
         with_logprobs = params.get("logprobs") is not None
         frames: list[dict[str, Any]] = []
         for number, piece in enumerate(pieces):
             if self.error_frame is not None and number == self.error_after:
                 return frames + [self.error_frame]
             text += piece
-            frames.append(self._frame(prompt, text, pieces[: number + 1], with_logprobs, None))
+            frames.append(self._frame(prompt, text, pieces[: number + 1], with_logprobs, None, echo))
         if self.error_frame is not None:
             return frames + [self.error_frame]
-        return frames + [self._frame(prompt, text, pieces, with_logprobs, self.finish_reason)]
+        return frames + [self._frame(prompt, text, pieces, with_logprobs, self.finish_reason, echo)]
 
     @staticmethod
     def embed(text: str) -> list[float]:
@@ -189,15 +195,17 @@ class StandIn:
         return [len(text) / 8, -0.25, 0.125 * text.count(" ")]
 
     def _frame(self, prompt: str, text: str, pieces: list[str], with_logprobs: bool,
-               finish: str | None) -> dict[str, Any]:
-        prompt_tokens, tokens = self.count(prompt), len(pieces)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
-                 "total_tokens": prompt_tokens + tokens}
+               finish: str | None, echo: bool) -> dict[str, Any]:
+        prompt_tokens, count = self.count(prompt), len(pieces)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count,
+                 "total_tokens": prompt_tokens + count}
         logprobs = None
         if with_logprobs:
-            offsets = [sum(len(p) for p in pieces[:k]) for k in range(tokens)]
-            logprobs = {"text_offset": offsets, "token_logprobs": [-0.5 * (k + 1) for k in range(tokens)],
-                        "tokens": list(pieces), "top_logprobs": [{}] * tokens}
+            tokens = [prompt] * echo + pieces
+            offsets = [sum(len(token) for token in tokens[:k]) for k in range(len(tokens))]
+            logprobs = {"text_offset": offsets,
+                        "token_logprobs": [0.0] * echo + [-0.5 * (k + 1) for k in range(count)],
+                        "tokens": tokens, "top_logprobs": [{}] * len(tokens)}
         return {"text": text, "error_code": 0, "usage": usage, "finish_reason": finish, "logprobs": logprobs}
 
     @web.middleware

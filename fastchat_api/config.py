@@ -8,7 +8,7 @@ that checks it (type and validators), and each section's schema is derived from 
 No library does the deriving: marshmallow-dataclass 8.7.1 and its fork marshmallow-dataclass2
 were last released before marshmallow 4 and pass field metadata on as keyword arguments, which
 marshmallow 4 refuses for anything but a field's own options; they also call the environment's
-default for ``embedding_batch_size`` before the file's own errors are reported. desert cannot
+default for ``embedding_batch_size`` (an environment variable) before the file's own errors are reported. desert cannot
 read ``str | None``. The derivation below is a few lines and keeps the very marshmallow fields
 the file was always checked with.
 """
@@ -19,7 +19,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar, cast
 
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -30,18 +30,7 @@ class ConfigError(Exception):
 
 
 EMBEDDING_BATCH_ENV = "FASTCHAT_WORKER_API_EMBEDDING_BATCH_SIZE"
-
-
-def _embedding_batch_size() -> int:
-    """FastChat's environment variable (default 4) is the default of the config key."""
-    value = os.environ.get(EMBEDDING_BATCH_ENV, "4")
-    try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if size <= 0:
-        raise ConfigError(f"environment: {EMBEDDING_BATCH_ENV}: must be a positive integer, not {value!r}")
-    return size
+WORKER_TIMEOUT_ENV = "FASTCHAT_WORKER_API_TIMEOUT"
 
 
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
@@ -73,6 +62,27 @@ def _setting(default: T, check: fields.Field[Any]) -> T:
 def _section(config: type[T]) -> T:
     """A section of the file: a nested dataclass whose schema is derived from its settings."""
     return field(default_factory=config, metadata={_FIELD: fields.Nested(_schema_of(config))})
+
+
+def _from_environment(
+    name: str, fastchat_default: str, parse: Callable[[str], T], check: fields.Field[Any], must_be: str
+) -> T:
+    """A config key whose default is FastChat's environment variable ``name`` (``fastchat_default``
+    when it is unset), read when a config is built, not at import, and only when the file does
+    not set the key; the value must pass the key's own ``check``.
+
+    Raises ConfigError ("environment: NAME: must be ..., not 'value'") for a value that does not.
+    A bad variable is reported only after the file's own errors (the section's schema runs first).
+    """
+
+    def read() -> T:
+        value = os.environ.get(name, fastchat_default)
+        try:
+            return cast(T, check.deserialize(parse(value)))
+        except (ValueError, ValidationError):
+            raise ConfigError(f"environment: {name}: must be {must_be}, not {value!r}") from None
+
+    return field(default_factory=read, metadata={_FIELD: check})
 
 
 class _Section(Schema):
@@ -122,15 +132,16 @@ class ControllerConfig:
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     connect_timeout: float = _setting(5.0, fields.Float(validate=_POSITIVE))
-    read_timeout: float = _setting(100.0, fields.Float(validate=_POSITIVE))
+    read_timeout: float = _from_environment(
+        WORKER_TIMEOUT_ENV, "100", float, fields.Float(validate=_POSITIVE), "a positive number of seconds"
+    )
     max_connections: int = _setting(1000, _strict_int(_NON_NEGATIVE))
     keepalive_timeout: float = _setting(15.0, fields.Float(validate=_POSITIVE))
     worker_facts_ttl: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
     skip_token_count: bool = _setting(True, fields.Boolean())
     max_frame_size: int = _setting(16 * 1024 * 1024, _strict_int(_POSITIVE))
-    # Read from the environment when a config is built, not at import (see _embedding_batch_size).
-    embedding_batch_size: int = field(
-        default_factory=_embedding_batch_size, metadata={_FIELD: _strict_int(_POSITIVE)}
+    embedding_batch_size: int = _from_environment(
+        EMBEDDING_BATCH_ENV, "4", int, _strict_int(_POSITIVE), "a positive integer"
     )
     expose_addresses: bool = _setting(False, fields.Boolean())
 

@@ -16,11 +16,12 @@ from typing import Any, Iterable, Sequence
 from . import __version__
 from .ids import new_id
 from .record import Usage
+from .streaming import Cursor, Delta
 
 # OpenAI's backend-configuration marker: which gateway build produced the answer.
 SYSTEM_FINGERPRINT = f"fastchat_api-{__version__}"
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
-_LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+_LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs")
 
 Frame = dict[str, Any]  # a worker's result or stream frame
 
@@ -52,13 +53,22 @@ def total_usage(parts: Iterable[Usage]) -> Usage:
     return totals
 
 
-def completion_logprobs(result: Frame, start: int = 0) -> dict[str, list[Any]] | None:
-    """The worker's logprobs in OpenAI's completions shape, from token ``start`` on; null when
-    it sent none."""
+def completion_logprobs(result: Frame, tokens: Delta | None = None) -> dict[str, list[Any]] | None:
+    """The worker's logprobs in OpenAI's completions shape; null when it sent none.
+
+    All its tokens by default, else those a stream chunk carries (``tokens``, see
+    ``streaming.Cursor``). ``text_offset`` indexes the choice's text (``streaming.place_token``),
+    not the worker's running sum of token lengths, which runs ahead of the text after a
+    character split across tokens.
+    """
     given = result.get("logprobs")
     if not isinstance(given, dict):
         return None
-    return {key: list(given.get(key) or ())[start:] for key in _LOGPROB_KEYS}
+    if tokens is None:
+        tokens = Cursor()(result, final=True)
+    first, stop = tokens.first_token, tokens.first_token + len(tokens.offsets)
+    shaped = {key: list(given.get(key) or ())[first:stop] for key in _LOGPROB_KEYS}
+    return shaped | {"text_offset": tokens.offsets}
 
 
 def chunk_head(prefix: str, kind: str, model: str, *, include_usage: bool, fingerprint: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Server-sent events out, worker frames in: the relay between a worker and a client.
 
-Workers send the cumulative text in every frame; clients want deltas. Several choices are
+Workers send the cumulative text (and log-probabilities) in every frame; clients want deltas,
+and the text sent is their one cursor (``Cursor``). Several choices are
 generated concurrently and their frames interleaved as they come. The SSE response is opened
 only once every choice's first frame has arrived, so that a worker failing at once still reaches
 the client as an HTTP error instead of a broken stream.
@@ -9,7 +10,7 @@ the client as an HTTP error instead of a broken stream.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, NamedTuple, Sequence
 
 from aiohttp import web
 
@@ -26,8 +27,6 @@ SSE_HEADERS = {
 _REPLACEMENT = "\ufffd"
 
 Frames = AsyncGenerator[dict[str, Any], None]  # closed with aclose() when not read to the end
-# (choice index, new text, the frame it came from, whether the choice ends here) -> one event
-Chunk = Callable[[int, str, dict[str, Any], bool], bytes]
 
 
 def event(obj: Any) -> bytes:
@@ -68,6 +67,111 @@ class TextDelta:
         delta = text[self.sent :]
         self.sent = len(text)
         return delta
+
+
+class Placed(NamedTuple):
+    """Where a token's text begins and ends in the text of its answer (character offsets), and
+    how many bytes of the character before ``end`` are still to come from the next tokens."""
+
+    start: int
+    end: int
+    owed: int
+
+
+def _lost_text(text: str, at: int, char: str) -> int:
+    """Where ``char`` shows in ``text`` from ``at`` past what a token's own decoding lost there:
+    whitespace (SentencePiece drops a token's leading space) and at most one split character;
+    ``at`` when it does not show there."""
+    end = at
+    while end < len(text) and text[end] != char and text[end].isspace():
+        end += 1
+    if end < len(text) and text[end] != char and not text[end].isascii():
+        end += 1
+    return end + 1 if end < len(text) and text[end] == char else at
+
+
+def place_token(token: str, text: str, after: Placed) -> Placed:
+    """Where ``token`` sits in ``text``, the previous token ``after`` placed.
+
+    Workers send each token decoded on its own (FastChat's HF worker), so a character whose
+    UTF-8 bytes are split across tokens shows whole in the text but as U+FFFD in the tokens:
+    one for each continuation byte, one for the bytes that begin it. The character belongs to
+    the token where it begins (counted as one byte, as with byte-fallback vocabularies), and
+    the U+FFFD of the tokens that continue it take no room. Text a token's decoding lost (a
+    leading space) belongs to it; a token absent from the text (a special token the text
+    skips) takes no room. Offsets never decrease and never pass the end of ``text``.
+    """
+    at, owed = after.end, after.owed
+    for char in token:
+        if char == _REPLACEMENT and owed:
+            owed -= 1
+        elif at < len(text) and text[at] == char:
+            at, owed = at + 1, 0
+        elif char == _REPLACEMENT:
+            if at < len(text) and not text[at].isascii():
+                at, owed = at + 1, len(text[at].encode("utf-8", "surrogatepass")) - 1
+        else:
+            at, owed = _lost_text(text, at, char), 0
+    return Placed(after.end, at, owed)
+
+
+START = Placed(0, 0, False)
+
+
+def _tokens(frame: dict[str, Any], first: int) -> list[str]:
+    """The token strings of a worker frame's cumulative log-probabilities from ``first`` on;
+    none without them."""
+    logprobs = frame.get("logprobs")
+    tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+    if not isinstance(tokens, list):
+        return []
+    return [token if isinstance(token, str) else "" for token in tokens[first:]]
+
+
+class Delta(NamedTuple):
+    """What one chunk of a choice carries: its new text, and the worker's tokens
+    ``first_token`` up to ``first_token + len(offsets)``, each with where it begins in the
+    choice's whole text."""
+
+    text: str
+    first_token: int
+    offsets: list[int]
+
+
+class Cursor:
+    """One choice's place in its worker's cumulative frames, where the text sent is the only
+    cursor.
+
+    Each chunk carries the new text (a trailing half character held back, see
+    :class:`TextDelta`) and exactly the tokens that this text completes; a token whose text is
+    held back waits for the chunk that sends it, and the last chunk carries the rest. A
+    token's offset indexes the text sent (see :func:`place_token`). A whole answer is the
+    final frame of a stream, so the chunks of a stream carry the tokens and offsets of the
+    same answer not streamed.
+    """
+
+    __slots__ = ("text", "tokens", "placed")
+
+    def __init__(self) -> None:
+        self.text = TextDelta()
+        self.tokens = 0
+        self.placed = START  # where the last token sent ends
+
+    def __call__(self, frame: dict[str, Any], final: bool) -> Delta:
+        text = frame.get("text", "")
+        delta, first, offsets = self.text(text, final), self.tokens, []
+        for token in _tokens(frame, first):
+            placed = place_token(token, text, self.placed)
+            if placed.end > self.text.sent:
+                break
+            offsets.append(placed.start)
+            self.placed = placed
+        self.tokens += len(offsets)
+        return Delta(delta, first, offsets)
+
+
+# (choice index, what the chunk carries, the frame it came from, whether the choice ends here)
+Chunk = Callable[[int, Delta, dict[str, Any], bool], bytes]
 
 
 async def _chain(first: dict[str, Any], rest: Frames) -> Frames:
@@ -129,23 +233,23 @@ async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict
 
 
 async def relay(response: web.StreamResponse, streams: Sequence[Frames], chunk: Chunk) -> list[dict[str, Any]]:
-    """Write each choice's new text as it comes, and its end when it ends; the last frames.
+    """Write each choice's new text and tokens as they come (see :class:`Cursor`), and its end
+    when it ends; the last frames.
 
     A choice whose worker stops without a finish reason (e.g. sglang's) is ended afterwards
-    with its last frame, the text held back so far included.
+    with its last frame, the text and tokens held back so far included.
     """
     count = len(streams)
-    deltas = [TextDelta() for _ in range(count)]
+    cursors = [Cursor() for _ in range(count)]
     lasts: list[dict[str, Any]] = [{} for _ in range(count)]
     finished = [False] * count
     async for index, frame in interleave(streams):
         lasts[index] = frame
         finished[index] = frame.get("finish_reason") is not None
-        text = deltas[index](frame.get("text", ""), finished[index])
-        if text or finished[index]:
-            await response.write(chunk(index, text, frame, finished[index]))
+        delta = cursors[index](frame, finished[index])
+        if delta.text or delta.offsets or finished[index]:
+            await response.write(chunk(index, delta, frame, finished[index]))
     for index in range(count):
         if not finished[index]:
-            text = deltas[index](lasts[index].get("text", ""), True)
-            await response.write(chunk(index, text, lasts[index], True))
+            await response.write(chunk(index, cursors[index](lasts[index], True), lasts[index], True))
     return lasts

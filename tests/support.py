@@ -8,6 +8,8 @@ import inspect
 import json
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from fastchat_api import errors
 
 # -- request bodies for the stand-in (``devstack.standin.StandIn`` serves MODEL) -----------------
@@ -145,3 +147,25 @@ async def until(check: Callable[[], bool | Awaitable[bool]], *, timeout: float =
             if result:
                 return
             await asyncio.sleep(0)
+
+
+# -- Prometheus scrapes -----------------------------------------------------------------------
+
+async def scrape(client, **headers: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a scrape by name and labels."""
+    resp = await client.get("/metrics", headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert resp.content_type == "text/plain"
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(await resp.text())
+        for sample in family.samples
+    }
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def delta(before, after, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 from fastchat_api import errors
-from fastchat_api.streaming import TextDelta, first_frames, interleave, relay
+from fastchat_api.streaming import Delta, TextDelta, first_frames, interleave, relay
 
 from .support import CHAT, COMPLETION, HANG_GUARD, read_events, streamed_text
 
@@ -59,8 +59,8 @@ class Written:
         self.chunks.append(data)
 
     @staticmethod
-    def chunk(index: int, text: str, _frame: dict[str, Any], final: bool) -> Any:
-        return index, text, final
+    def chunk(index: int, delta: Delta, _frame: dict[str, Any], final: bool) -> Any:
+        return index, delta.text, final
 
 
 # -- TextDelta: U+FFFD held back ---------------------------------------------------------------
@@ -97,7 +97,7 @@ async def test_relay_holds_the_half_character_back_and_ends_each_choice_with_wha
         frames(frame("caf" + HOLD), frame("café"), frame("café", "stop")),
         frames(frame("x" + HOLD), frame("x" + HOLD + HOLD)),
     ]
-    await relay(response, streams, Written.chunk)  # type: ignore[arg-type]
+    await relay(response, streams, Written.chunk)
     assert [c for c in response.chunks if c[0] == 0] == [(0, "caf", False), (0, "é", False), (0, "", True)]
     assert [c for c in response.chunks if c[0] == 1] == [(1, "x", False), (1, HOLD + HOLD, True)]
 

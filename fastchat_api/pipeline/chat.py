@@ -12,7 +12,7 @@ from ..aio import gather_or_cancel
 from ..jsonutil import json_response
 from ..protocol import ChatRequest
 from ..record import record_of
-from ..streaming import event
+from ..streaming import Delta, event
 from ..typedefs import upstream_key
 from ..upstream import Frame, Upstream
 from .plan import Job, plan_chat
@@ -46,10 +46,10 @@ async def _stream(request: web.Request, upstream: Upstream, req: ChatRequest, jo
     head = responses.chunk_head("chatcmpl-", "chat.completion.chunk", req.model,
                                 include_usage=req.include_usage, fingerprint=True)
 
-    def chunk(index: int, text: str, frame: Frame, final: bool) -> bytes:
-        delta: dict[str, Any] = {"content": text} if text or not final else {}
+    def chunk(index: int, delta: Delta, frame: Frame, final: bool) -> bytes:
+        content: dict[str, Any] = {"content": delta.text} if delta.text or not final else {}
         finish = responses.finish_reason(frame) if final else None
-        return event(responses.chat_chunk(head, index, delta, finish))
+        return event(responses.chat_chunk(head, index, content, finish))
 
     roles = b"".join(
         event(responses.chat_chunk(head, index, {"role": "assistant", "content": ""}))

@@ -10,7 +10,7 @@ from ..aio import gather_or_cancel
 from ..jsonutil import json_response
 from ..protocol import CompletionRequest
 from ..record import Usage, record_of
-from ..streaming import event
+from ..streaming import Delta, event
 from ..typedefs import upstream_key
 from ..upstream import Frame, Upstream
 from .plan import Job, plan_completion
@@ -55,18 +55,15 @@ async def _stream(
     request: web.Request, upstream: Upstream, req: CompletionRequest, jobs: list[Job]
 ) -> web.StreamResponse:
     """All prompts' choices streamed concurrently, interleaved, each with its own index; a
-    chunk's logprobs are those of the tokens that arrived since the choice's previous chunk."""
+    chunk's logprobs are those of the tokens its text completes (``streaming.Cursor``)."""
     head = responses.chunk_head("cmpl-", "text_completion", req.model,
                                 include_usage=req.include_usage, fingerprint=False)
     streams = [upstream.client.generate_stream(job.worker, job.params) for job in jobs for _ in range(req.n)]
-    tokens_sent = [0] * len(streams)
 
-    def chunk(index: int, text: str, frame: Frame, final: bool) -> bytes:
-        logprobs = responses.completion_logprobs(frame, tokens_sent[index])
-        if logprobs is not None:
-            tokens_sent[index] += len(logprobs["tokens"])
+    def chunk(index: int, delta: Delta, frame: Frame, final: bool) -> bytes:
+        logprobs = responses.completion_logprobs(frame, delta)
         finish = responses.finish_reason(frame) if final else None
-        return event(responses.text_completion_chunk(head, index, text, logprobs, finish))
+        return event(responses.text_completion_chunk(head, index, delta.text, logprobs, finish))
 
     return await stream_choices(
         request, streams, head, chunk, lambda lasts: _usage(jobs, req.n, lasts),

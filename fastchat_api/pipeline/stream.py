@@ -1,8 +1,8 @@
 """The one skeleton of every OpenAI stream this gateway sends, chat and completions alike.
 
 Every choice's first frame first (so an early failure is still an HTTP status), then the 200
-and its SSE headers, an optional prelude (chat's role deltas), each choice's new text as it
-comes, the usage chunk when the client asked for it, and ``[DONE]``.
+and its SSE headers, an optional prelude (chat's role deltas), each choice's new text (and the
+tokens it completes) as it comes, the usage chunk when the client asked for it, and ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ async def stream_choices(
 ) -> web.StreamResponse:
     """Relay ``streams`` (one per choice, in choice order) as one SSE response.
 
-    ``chunk`` renders one choice's new text; ``usage`` totals the choices' last frames, which
+    ``chunk`` renders what one choice's chunk carries (``streaming.Delta``: its new text and
+    the tokens that text completes); ``usage`` totals the choices' last frames, which
     are counted (metrics, access log) whether or not the client asked to see them.
     """
     ready = await first_frames(streams)

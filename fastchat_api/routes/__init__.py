@@ -1,4 +1,5 @@
-"""The route tables of every module, and CORS over all of them."""
+"""The route tables of every module, each route also with a trailing slash, and CORS over all
+of them."""
 
 from __future__ import annotations
 
@@ -19,9 +20,31 @@ def _option(values: tuple[str, ...]) -> str | tuple[str, ...]:
     return "*" if "*" in values else values
 
 
+def slash_form(path: str) -> bool:
+    """Whether a route's path is the trailing-slash form of another (see ``setup_routes``)."""
+    return path != "/" and path.endswith("/")
+
+
+def _slash_forms(table: web.RouteTableDef) -> list[web.RouteDef]:
+    return [
+        web.RouteDef(route.method, route.path + "/", route.handler, route.kwargs)
+        for route in table
+        if isinstance(route, web.RouteDef) and not slash_form(route.path)
+    ]
+
+
 def setup_routes(app: web.Application, cors: CorsConfig) -> None:
-    """Add every route, then CORS with FastChat's defaults (any origin, method and header)."""
+    """Add every route, then CORS with FastChat's defaults (any origin, method and header).
+
+    Every route is also served with a trailing slash (``/v1/models/``), by the same handler
+    behind the same middlewares (API keys included). FastChat's server (FastAPI) redirects
+    those paths with a 307; serving them is the same to clients that follow the redirect and
+    also suits those that do not (httpx and curl by default) and browsers, which never follow a
+    redirected CORS preflight. The slash forms are registered first, so that a greedy
+    ``{model:.+}`` leaves the slash to them.
+    """
     for table in ROUTE_TABLES:
+        app.add_routes(_slash_forms(table))
         app.add_routes(table)
     options = aiohttp_cors.ResourceOptions(
         allow_credentials=cors.allow_credentials,

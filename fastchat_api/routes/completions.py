@@ -14,7 +14,7 @@ routes = web.RouteTableDef()
 @routes.post("/v1/completions")
 @schemas.accepts(schemas.COMPLETION)
 async def create_completion(request: web.Request, req: CompletionRequest) -> web.StreamResponse:
-    """Create a completion.
+    """Create a text completion.
 
     Each prompt is sent verbatim (the template's stop strings still apply), with ``n`` choices
     per prompt; whole, or with ``stream: true`` as server-sent events.

@@ -34,7 +34,11 @@ def _check_token(request: web.Request) -> None:
 
 @routes.get("/metrics")
 async def scrape(request: web.Request) -> web.Response:
-    """Prometheus metrics of every gateway process (read from files under gunicorn, off the loop)."""
+    """Prometheus metrics of every gateway process.
+
+    Requests, latencies, time to first token, tokens, streams and upstream failures, by route
+    and model; under gunicorn, the sum of all its processes.
+    """
     _check_token(request)
     body = await asyncio.to_thread(metrics.exposition)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

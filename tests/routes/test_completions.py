@@ -93,10 +93,10 @@ async def test_echo_and_logprobs_are_relayed_in_openai_shape(client, fake):
     (choice,) = body["choices"]
     assert choice["text"] == "Once upon a timeHello there, friend!"
     assert choice["logprobs"] == {
-        "tokens": ["Hello", " there", ", friend", "!"],
-        "token_logprobs": [-0.5, -1.0, -1.5, -2.0],
-        "top_logprobs": [{}, {}, {}, {}],
-        "text_offset": [0, 5, 11, 19],
+        "tokens": ["Once upon a time", "Hello", " there", ", friend", "!"],
+        "token_logprobs": [0.0, -0.5, -1.0, -1.5, -2.0],
+        "top_logprobs": [{}, {}, {}, {}, {}],
+        "text_offset": [0, 16, 21, 27, 35],
     }
 
 
@@ -160,8 +160,8 @@ async def test_stream_logprobs_are_per_chunk_not_cumulative(client, fake):
     assert streamed_text(chunks) == "Once upon a timeHello there, friend!"
     tokens = [t for c in chunks for t in (c["choices"][0]["logprobs"] or {}).get("tokens", [])]
     offsets = [o for c in chunks for o in (c["choices"][0]["logprobs"] or {}).get("text_offset", [])]
-    assert tokens == ["Hello", " there", ", friend", "!"]
-    assert offsets == [0, 5, 11, 19]
+    assert tokens == ["Once upon a time", "Hello", " there", ", friend", "!"]
+    assert offsets == [0, 16, 21, 27, 35]
 
 
 async def test_stream_include_usage_counts_each_prompt_once(client, fake):

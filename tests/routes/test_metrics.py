@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 
 from fastchat_api import metrics
 
-from ..support import CHAT, COMPLETION, EMBEDDING, until
+from ..support import CHAT, COMPLETION, EMBEDDING, delta, scrape, until, value
 
 ROUTE = "/v1/chat/completions"
-
-
-async def scrape(client, **headers: str) -> dict[tuple[str, frozenset], float]:
-    """Every sample of a scrape by name and labels."""
-    resp = await client.get("/metrics", headers=headers)
-    assert resp.status == 200, await resp.text()
-    assert resp.content_type == "text/plain"
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(await resp.text())
-        for sample in family.samples
-    }
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def delta(before, after, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 async def test_a_chat_counts_request_latency_and_tokens(client):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastchat_api import metrics
 
-from .test_metrics import delta, scrape
+from ..support import delta, scrape
 
 ROUTE = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Hi"}]
