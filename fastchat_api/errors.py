@@ -222,19 +222,22 @@ def upstream_failed(
 def worker_error(code: int, text: str, address: str) -> APIError:
     """A worker's answer carrying FastChat's ``error_code``: the client reads the code, never the
     worker's text (often an exception's, e.g. torch's), which is for the log. Out of GPU memory
-    (50002) is a 503, anything else a 502."""
+    (50002) is a 503 with ``Retry-After`` (memory frees as other requests end), anything else a
+    502."""
     try:
         name = f" ({ErrorCode(code).name})"
     except ValueError:
         name = ""
+    out_of_memory = code == ErrorCode.CUDA_OUT_OF_MEMORY
     return APIError(
         f"The worker failed with FastChat error code {code}{name}; the gateway logged its "
         "message under this request's X-Request-Id",
-        status=503 if code == ErrorCode.CUDA_OUT_OF_MEMORY else 502,
+        status=503 if out_of_memory else 502,
         code="worker_error",
         fastchat_code=code,
         address=address,
         detail=text,
+        headers={"Retry-After": "1"} if out_of_memory else None,
     )
 
 

@@ -10,7 +10,7 @@ a worker's error message) as its ``detail``, never in the message itself: see ``
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncGenerator, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, TypeVar
 
 import aiohttp
 
@@ -23,6 +23,7 @@ _CONTROLLER = "The controller"
 _WORKER = "The worker"
 
 Frame = dict[str, Any]
+T = TypeVar("T")
 
 
 def create_session(config: UpstreamConfig) -> aiohttp.ClientSession:
@@ -69,6 +70,15 @@ def checked(result: Any, url: str) -> Frame:
     if not isinstance(result, dict):
         raise _bad_response(url, "The worker sent JSON that is not an object")
     return result
+
+
+def _field(answer: Any, key: str, kind: Callable[[Any], T], url: str) -> T:
+    """``kind(answer[key])``, or a 502 naming the field when the worker left it out or sent
+    something else (a broken worker is the worker's fault, not a 500 of ours)."""
+    try:
+        return kind(answer[key])
+    except (KeyError, TypeError, ValueError):
+        raise _bad_response(url, f"The worker's answer has no valid '{key}'") from None
 
 
 def _decode(frame: bytes, url: str) -> Frame:
@@ -198,19 +208,18 @@ class UpstreamClient:
     async def conv_template(self, worker: str, model: str) -> dict[str, Any]:
         """``/worker_get_conv_template``: the worker's conversation template, as FastChat
         serialises it (``{"conv": {...}}``)."""
-        answer = await self._call(f"{worker}/worker_get_conv_template", {"model": model}, worker=worker)
-        return dict(answer["conv"])
+        url = f"{worker}/worker_get_conv_template"
+        return _field(await self._call(url, {"model": model}, worker=worker), "conv", dict, url)
 
     async def context_length(self, worker: str, model: str) -> int:
         """``/model_details``: the model's context length in tokens."""
-        answer = await self._call(f"{worker}/model_details", {"model": model}, worker=worker)
-        return int(answer["context_length"])
+        url = f"{worker}/model_details"
+        return _field(await self._call(url, {"model": model}, worker=worker), "context_length", int, url)
 
     async def count_tokens(self, worker: str, model: str, prompt: str) -> int:
         """``/count_token``: the worker tokenizer's count of ``prompt``, special tokens included."""
-        payload = {"model": model, "prompt": prompt}
-        answer = await self._call(f"{worker}/count_token", payload, worker=worker)
-        return int(answer["count"])
+        url, payload = f"{worker}/count_token", {"model": model, "prompt": prompt}
+        return _field(await self._call(url, payload, worker=worker), "count", int, url)
 
     async def embeddings(self, worker: str, model: str, inputs: list[str]) -> Frame:
         """``/worker_get_embeddings``: one float vector per input, in order, and ``token_num``.

@@ -67,3 +67,34 @@ async def test_an_endless_frame_is_refused_once_past_the_limit(aiohttp_server):
                 async for _ in client.generate_stream(address, {}):
                     pass
     assert caught.value.status == 502
+
+
+@pytest.mark.parametrize(("call", "answer"), [
+    ("conv_template", {}),
+    ("context_length", {"context_length": "lots"}),
+    ("count_tokens", {"error_code": 0}),
+])
+async def test_a_worker_answer_without_its_field_is_a_502_naming_it(aiohttp_server, call, answer):
+    """A broken worker is the worker's fault: a 502 saying which field, never a 500."""
+    async def reply(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/{route}", reply)
+    worker = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    config = build_config(None)
+    async with create_session(config.upstream) as session:
+        client = UpstreamClient(session, config.upstream, "http://127.0.0.1:9", lambda _: None)
+        args = (worker, "m", "prompt") if call == "count_tokens" else (worker, "m")
+        with pytest.raises(errors.APIError) as caught:
+            await getattr(client, call)(*args)
+    assert caught.value.status == 502
+    field = {"conv_template": "conv", "context_length": "context_length", "count_tokens": "count"}[call]
+    assert f"'{field}'" in caught.value.message
+
+
+async def test_out_of_gpu_memory_is_a_503_clients_retry_later(client, fake):
+    fake.error_frame = {"text": "CUDA out of memory", "error_code": 50002}
+    resp = await client.post("/v1/chat/completions", json=CHAT)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
