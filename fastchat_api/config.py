@@ -164,6 +164,11 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CompatConfig:
+    strict: bool = _setting(False, fields.Boolean())
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = _section(ServerConfig)
     controller: ControllerConfig = _section(ControllerConfig)
@@ -172,6 +177,7 @@ class Config:
     cors: CorsConfig = _section(CorsConfig)
     logging: LoggingConfig = _section(LoggingConfig)
     metrics: MetricsConfig = _section(MetricsConfig)
+    compat: CompatConfig = _section(CompatConfig)
 
 
 CONFIG_SCHEMA = _schema_of(Config)()

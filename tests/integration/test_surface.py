@@ -217,5 +217,5 @@ def test_image_to_a_text_only_worker_is_a_clear_400(openai_client, model_name):
     ]}
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.chat.completions.create(model=model_name, messages=[message], max_tokens=4)
-    assert caught.value.code == "images_not_supported"
+    assert caught.value.code == "unsupported_value"
     assert "does not accept images" in caught.value.message
