@@ -14,9 +14,11 @@ from typing import Any
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+from marshmallow.experimental.context import Context
 
 from . import __version__, schemas
+from .response_schemas import StreamErrorSchema, response_schemas
 from .jsonutil import dumps
 from .typedefs import config_key, keys_key, openapi_key
 
@@ -34,7 +36,7 @@ class ErrorDetailSchema(Schema):
 class ErrorSchema(Schema):
     """Every error body: OpenAI's ``error`` object, and FastChat's flat fields beside it."""
 
-    object = fields.Constant("error", required=True)
+    object = fields.String(required=True, validate=validate.OneOf(["error"]))
     message = fields.String(required=True)
     code = fields.Integer(required=True, metadata={"description": "FastChat's numeric error code"})
     error = fields.Nested(ErrorDetailSchema, required=True)
@@ -43,16 +45,58 @@ class ErrorSchema(Schema):
 ERROR_SCHEMA = ErrorSchema()
 
 
+_TYPED = (fields.Boolean, fields.Number, fields.String)  # typed by apispec; ours only coerce
+
+
 def _describe_own_field(self: Any, field: fields.Field[Any], **kwargs: Any) -> dict[str, Any]:
     """apispec attribute function: our custom fields take JSON apispec cannot type (a string or
     a list, ...), so say in words what they take, or why they are refused."""
-    if type(field).__module__ != schemas.__name__:
+    if type(field).__module__ != schemas.__name__ or isinstance(field, _TYPED):
         return {}
     text = getattr(field, "reason", "") or inspect.getdoc(type(field)) or ""
     return {"description": " ".join(text.split("\n\n")[0].split()).replace("``", "")}
 
 
-def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -> dict[str, Any]:
+def _type_own_field(self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: the JSON types and limits our custom fields take, which
+    apispec cannot know (a string or a list of strings, ...), as the fields declare them."""
+    describe = getattr(field, "json_schema", None)
+    return describe(ret) if callable(describe) and type(field).__module__ == schemas.__name__ else {}
+
+
+def _ref(spec: APISpec, schema: type[Schema]) -> dict[str, str]:
+    """A reference to ``schema``'s component, registered on first use."""
+    name = schema.__name__.removesuffix("Schema")
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _events(spec: APISpec, chunk: type[Schema]) -> dict[str, Any]:
+    """One server-sent event of a stream (what schemathesis and OpenAPI 3.2's ``itemSchema``
+    read a stream's schema as): its ``data`` is a ``chunk`` as JSON, an error after the stream
+    started, or ``[DONE]`` last."""
+    data = {"type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"anyOf": [_ref(spec, chunk), _ref(spec, StreamErrorSchema)]}}
+    return {"type": "object", "required": ["data"],
+            "properties": {"data": {"anyOf": [{"const": "[DONE]"}, data]}}}
+
+
+def _success(spec: APISpec, handler: Any) -> dict[str, Any]:
+    """The 200 response a handler declared with ``response_schemas.returns``."""
+    body, events, media_type = response_schemas(handler)
+    content: dict[str, Any] = {}
+    if body is not None:
+        content["application/json"] = {"schema": body}
+    if events is not None:
+        content["text/event-stream"] = {"schema": _events(spec, events)}
+    if media_type is not None:
+        content[media_type] = {"schema": {"type": "object" if media_type.endswith("json") else "string"}}
+    return {"description": "Success", **({"content": content} if content else {})}
+
+
+def _operation(route: web.AbstractRoute, canonical: str, app: web.Application,
+               spec: APISpec) -> dict[str, Any]:
     handler = route.handler
     doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ").capitalize()
     summary, _, description = doc.partition("\n\n")
@@ -60,7 +104,7 @@ def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -
         "summary": " ".join(summary.split()),
         "tags": [handler.__module__.rpartition(".")[2]],
         "responses": {
-            "200": {"description": "Success"},
+            "200": _success(spec, handler),
             "default": {"description": "An error", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
         },
     }
@@ -97,6 +141,7 @@ def build(app: web.Application) -> dict[str, Any]:
     )
     assert plugin.converter is not None  # made by plugin.init_spec, which APISpec() called
     plugin.converter.add_attribute_function(_describe_own_field)
+    plugin.converter.add_attribute_function(_type_own_field)
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
     operations: dict[str, dict[str, Any]] = {}
@@ -104,10 +149,25 @@ def build(app: web.Application) -> dict[str, Any]:
         if route.method in _SKIPPED_METHODS or route.resource is None:
             continue
         canonical = route.resource.canonical
-        operations.setdefault(canonical, {})[route.method.lower()] = _operation(route, canonical, app)
-    for path, methods in sorted(operations.items()):
-        spec.path(path=path, operations=methods)
-    return spec.to_dict()
+        operations.setdefault(canonical, {})[route.method.lower()] = _operation(route, canonical, app, spec)
+    strict = app[config_key].compat.strict
+    with Context[bool](strict):  # fields describe what the app's mode accepts
+        for path, methods in sorted(operations.items()):
+            spec.path(path=path, operations=methods)
+        document = spec.to_dict()
+    if strict:
+        _refuse_other_fields(document)
+    return document
+
+
+def _refuse_other_fields(document: dict[str, Any]) -> None:
+    """Under ``compat.strict`` a request body's unknown fields are refused: say so."""
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                name = body["schema"]["$ref"].rpartition("/")[2]
+                document["components"]["schemas"][name]["additionalProperties"] = False
 
 
 async def build_on_startup(app: web.Application) -> None:

@@ -51,20 +51,24 @@ def _strict() -> bool:
     return bool(Context.get(False))
 
 
-def _at_most(limit: int, unit: str) -> Callable[[Sized], None]:
-    """A validator refusing more than ``limit`` characters or items, with the count said."""
+class _AtMost(validate.Length):
+    """A validator refusing more than ``limit`` characters or items, with the count said (a
+    ``Length``, so that the API document states the limit)."""
 
-    def check(value: Sized) -> None:
-        if len(value) > limit:
-            raise ValidationError(f"{len(value)} {unit}, more than the {limit} allowed.")
+    def __init__(self, limit: int, unit: str) -> None:
+        super().__init__(max=limit)
+        self.limit, self.unit = limit, unit
 
-    return check
+    def __call__(self, value: Sized) -> Sized:  # type: ignore[override]
+        if len(value) > self.limit:
+            raise ValidationError(f"{len(value)} {self.unit}, more than the {self.limit} allowed.")
+        return value
 
 
-_check_items = _at_most(MAX_ITEMS, "items")
-_check_text = _at_most(MAX_TEXT, "characters")
-_check_name = _at_most(MAX_NAME, "characters")
-_check_stops = _at_most(MAX_STOPS, "stop strings")
+_check_items = _AtMost(MAX_ITEMS, "items")
+_check_text = _AtMost(MAX_TEXT, "characters")
+_check_name = _AtMost(MAX_NAME, "characters")
+_check_stops = _AtMost(MAX_STOPS, "stop strings")
 
 _NAME_SCHEMA = {"type": "string", "maxLength": MAX_NAME}
 _TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT}
@@ -373,8 +377,8 @@ class Ignored(Refused):
         return None
 
     def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
-        """Any value (ignored)."""
-        return {}
+        """Any value (ignored), or under ``compat.strict`` what :class:`Refused` takes."""
+        return super().json_schema(described) if self.changes_answer and _strict() else {}
 
 
 def _no_tools(name: str) -> Refused:
