@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 import time
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Sequence, TypedDict
 from urllib.parse import quote
 
 from aiohttp import web
@@ -33,7 +33,7 @@ class RequestRecord:
     key_id: str | None = None  # the key's identity (a hash prefix), never the key
     model: str | None = None
     user: str | None = None  # the body's ``user``: the client's end user
-    ignored: list[str] = field(default_factory=list)  # body fields accepted without effect
+    ignored: tuple[str, ...] = ()  # body fields accepted without effect, in body order
     usage: Usage | None = None
     first_token: float | None = None  # seconds from ``started`` to a stream's first token
     stream: web.StreamResponse | None = None  # the SSE response once it is prepared
@@ -50,7 +50,7 @@ MAX_NAMES_TEXT = 512
 _PLAIN = "".join(char for char in string.printable if char not in ",% \t\n\r\x0b\x0c")
 
 
-def names_text(names: list[str]) -> str:
+def names_text(names: Sequence[str]) -> str:
     """``a, b, c``: client-given names, escaped and bounded (``..., +N more`` past the limit)."""
     shown: list[str] = []
     size = 0

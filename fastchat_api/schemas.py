@@ -718,7 +718,7 @@ _REQUEST_SCHEMA = "__request_schema__"
 def _note_ignored(request: web.Request, names: list[str]) -> None:
     """Ignored fields go on the request's record (for the header and the access log) and to
     the metric, unknown names beyond :data:`KNOWN_FIELDS` counted as one."""
-    record_of(request).ignored = names
+    record_of(request).ignored = tuple(names)
     metrics.ignored_params(name if name in KNOWN_FIELDS else metrics.OTHER for name in names)
 
 

@@ -128,7 +128,7 @@ def test_completion_stream_include_usage(openai_client, model_name):
 
 @pytest.mark.parametrize(
     ("fields", "param"),
-    [({"suffix": "The end."}, "suffix"), ({"prompt": [1, 2, 3]}, "prompt")],
+    [({"extra_body": {"guided_choice": ["a", "b"]}}, "guided_choice"), ({"prompt": [1, 2, 3]}, "prompt")],
 )
 def test_completion_refusals(openai_client, model_name, fields, param):
     with pytest.raises(openai.BadRequestError) as caught:
