@@ -136,14 +136,10 @@ def _refusal(unknown: list[str], refused: dict[str, "Refused"], messages: Mappin
         plural = "s" if len(unknown) > 1 else ""
         sentences.append(f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}")
     sentences += [_path({name: messages[name]})[1] for name in refused]
-    first = next(iter(refused.values()), None)
-    code = "unknown_parameter" if unknown or first is None else first.code
-    return errors.invalid_request(" ".join(_sentence(text) for text in sentences) if len(sentences) > 1
-                                  else sentences[0], param=[*unknown, *refused][0], code=code)
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith(".") else text + "."
+    if len(sentences) > 1:
+        sentences = [text if text.endswith(".") else text + "." for text in sentences]
+    code = "unknown_parameter" if unknown else next(iter(refused.values())).code
+    return errors.invalid_request(" ".join(sentences), param=[*unknown, *refused][0], code=code)
 
 
 def load(schema: Schema, data: Mapping[str, Any], *, strict: bool = False) -> Any:
