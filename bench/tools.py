@@ -8,19 +8,13 @@ installs it, and the run stops (exit status 2) before any process starts.
 from __future__ import annotations
 
 import importlib.util
-import os
 import resource
-import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: FastChat's own API server runs in a virtualenv of its own: fschat 0.2.36 needs these.
-FASTCHAT_REQUIREMENTS = ["fschat==0.2.36", "pydantic<2", "fastapi<0.111"]
-_FASTCHAT_CHECK = ("import importlib.metadata as m, fastchat.serve.openai_api_server, "
-                   "fastchat.serve.controller; assert m.version('fschat') == '0.2.36'")
+from devstack import fastchat_venv
 
 
 @dataclass(frozen=True)
@@ -28,21 +22,6 @@ class Tools:
     wrk: str
     fastchat_python: Path  # the interpreter of FastChat's controller and API server
     pyspy: str | None  # with --profile
-
-
-def fastchat_venv_command(venv: Path) -> str:
-    """The command that creates FastChat's virtualenv ``venv`` (no torch: its API server and
-    controller do not import it)."""
-    pip = shlex.quote(str(venv / "bin" / "pip"))
-    return (f"python3 -m venv {shlex.quote(str(venv))} && {pip} install "
-            + " ".join(shlex.quote(r) for r in FASTCHAT_REQUIREMENTS))
-
-
-def _fastchat_runs(python: Path) -> bool:
-    """FastChat's controller and API server import with ``python`` (LOGDIR "": their loggers
-    would otherwise create log files in the working directory)."""
-    return python.exists() and subprocess.run([str(python), "-c", _FASTCHAT_CHECK], capture_output=True,
-                                              env=dict(os.environ, LOGDIR="")).returncode == 0
 
 
 def _pyspy() -> str | None:
@@ -59,8 +38,8 @@ def check(venv: Path, *, docs: bool, gunicorn: bool, profile: bool) -> Tools:
     if not wrk:
         missing.append(("wrk", "sudo apt-get install -y wrk    # Debian, Ubuntu; macOS: brew install wrk"))
     python = venv / "bin" / "python"
-    if not _fastchat_runs(python):
-        missing.append((f"FastChat's virtualenv {venv}", fastchat_venv_command(venv)))
+    if not fastchat_venv.works(python):
+        missing.append((f"FastChat's virtualenv {venv}", fastchat_venv.command(venv)))
     if docs and importlib.util.find_spec("matplotlib") is None:
         missing.append(("matplotlib, for the plot (or run with --no-docs)", "pip install -e '.[bench]'"))
     if gunicorn and importlib.util.find_spec("gunicorn") is None:

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .jsonutil import dumps
-from .record import RequestRecord, record_key
+from .record import RequestRecord, names_text, record_key
 
 logger = logging.getLogger("fastchat_api.access")
 
@@ -79,6 +79,8 @@ class StructuredAccessLogger(AbstractAccessLogger):
             "ttft_ms": _ms(record.first_token),
             "key": record.key_id,
             "model": record.model,
+            "user": record.user,
+            "ignored": names_text(record.ignored) or None,
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
             "user_agent": request.headers.get("User-Agent"),

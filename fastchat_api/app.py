@@ -14,7 +14,7 @@ from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
 from .metrics import metrics_middleware
 from .openapi import build_on_startup
-from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
+from .middlewares import add_ignored_header, add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
 from .shutdown import Draining, drain_on_shutdown
 from .typedefs import config_key, draining_key, keys_key, upstream_key
@@ -45,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(add_ignored_header)
     app.on_startup.append(build_on_startup)
     setup_routes(app, config.cors)
     return app

@@ -176,6 +176,11 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CompatConfig:
+    strict: bool = _setting(False, fields.Boolean())
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = _section(ServerConfig)
     controller: ControllerConfig = _section(ControllerConfig)
@@ -184,6 +189,7 @@ class Config:
     cors: CorsConfig = _section(CorsConfig)
     logging: LoggingConfig = _section(LoggingConfig)
     metrics: MetricsConfig = _section(MetricsConfig)
+    compat: CompatConfig = _section(CompatConfig)
 
 
 CONFIG_SCHEMA = _schema_of(Config)()

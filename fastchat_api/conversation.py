@@ -232,7 +232,7 @@ class Template:
                     f"Unsupported role '{role}' in messages[{i}]: FastChat conversation templates "
                     "take only system, developer, user and assistant messages",
                     param=f"messages[{i}].role",
-                    code="unsupported_role",
+                    code="unsupported_value",
                 )
         turns.append((assistant, None))
         return Prompt(self._render(self, system, turns), self._images(with_images, len(turns)))
@@ -249,7 +249,7 @@ class Template:
             raise invalid_request(
                 f"The model's conversation template '{self.name}' does not accept images",
                 param="messages",
-                code="images_not_supported",
+                code="unsupported_value",
             )
         # FastChat would crash on a text-only list here; its text is what the client meant.
         return text, urls

@@ -118,9 +118,10 @@ class APIError(Exception):
         return {"error": self.body(expose_address)["error"] | {"fastchat_code": self.fastchat_code}}
 
 
-def invalid_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
-    """A 400 for a body that does not parse or does not validate (FastChat's 40001)."""
-    return APIError(message, param=param, code=code or "invalid_request_error")
+def invalid_request(message: str, param: str | None = None, *, code: str) -> APIError:
+    """A 400 for a body that does not parse or does not validate (FastChat's 40001); ``code``
+    is one of README's error codes."""
+    return APIError(message, param=param, code=code)
 
 
 def out_of_range(message: str, param: str) -> APIError:

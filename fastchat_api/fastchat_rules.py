@@ -21,24 +21,28 @@ NO_LIMIT = 1024 * 1024
 TOKEN_MARGIN = 16
 
 
-def _at_least(value: float | None, minimum: float, param: str) -> None:
-    if value is not None and value < minimum:
-        raise errors.out_of_range(f"{value} is less than the minimum of {minimum} - '{param}'", param)
-
-
-def _at_most(value: float | None, maximum: float, param: str) -> None:
-    if value is not None and value > maximum:
-        raise errors.out_of_range(f"{value} is greater than the maximum of {maximum} - '{param}'", param)
+# FastChat's ranges (``check_requests``), (minimum, maximum), in the order it checks them;
+# ``max_completion_tokens``, which FastChat does not know, is held to ``max_tokens``' range.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "max_tokens": (1, None),
+    "max_completion_tokens": (1, None),
+    "n": (1, None),
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+}
 
 
 def check_ranges(req: GenerationRequest) -> None:
-    """FastChat's ``check_requests``: the first value out of range is a 400 (code 40302)."""
-    _at_least(req.max_tokens, 1, "max_tokens")
-    _at_least(req.n, 1, "n")
-    _at_least(req.temperature, 0, "temperature")
-    _at_most(req.temperature, 2, "temperature")
-    _at_least(req.top_p, 0, "top_p")
-    _at_most(req.top_p, 1, "top_p")
+    """FastChat's ``check_requests``: the first value out of :data:`RANGES` is a 400 (code
+    40302) with FastChat's text; ``top_k`` must be -1 or at least 1."""
+    for param, (minimum, maximum) in RANGES.items():
+        value = getattr(req, param, None)
+        if value is None:
+            continue
+        if minimum is not None and value < minimum:
+            raise errors.out_of_range(f"{value} is less than the minimum of {minimum} - '{param}'", param)
+        if maximum is not None and value > maximum:
+            raise errors.out_of_range(f"{value} is greater than the maximum of {maximum} - '{param}'", param)
     if -1 < req.top_k < 1:
         raise errors.out_of_range(f"{req.top_k} is out of Range. Either set top_k to -1 or >=1.", "top_k")
 

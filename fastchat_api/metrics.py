@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Iterable, TypeVar
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -57,6 +57,9 @@ UPSTREAM_ERRORS = Counter("fastchat_api_upstream_errors",
                           "Failed calls to the controller or a worker, by worker and kind "
                           "(timeout, connection, http_status, bad_response, worker_error)",
                           ["worker", "kind"])
+IGNORED_PARAMS = Counter("fastchat_api_ignored_params", "Request fields accepted without effect, "
+                         "by name (names no schema or known client sends count as other)",
+                         ["param"])
 RETRIES = Counter("fastchat_api_retries", "Requests sent again after an upstream failure, by the "
                   "worker that failed", ["worker"])
 
@@ -78,6 +81,7 @@ _latency = _Children(LATENCY)
 _ttft = _Children(TIME_TO_FIRST_TOKEN)
 _prompt_tokens = _Children(PROMPT_TOKENS)
 _completion_tokens = _Children(COMPLETION_TOKENS)
+_ignored = _Children(IGNORED_PARAMS)
 _served: set[str] = set()  # every model name the controller listed since the process started
 
 
@@ -143,6 +147,12 @@ def record_usage(record: RequestRecord, usage: Usage) -> Usage:
     _prompt_tokens[model].inc(usage.get("prompt_tokens", 0))
     _completion_tokens[model].inc(usage.get("completion_tokens", 0))
     return usage
+
+
+def ignored_params(names: Iterable[str]) -> None:
+    """A request's fields that were accepted and ignored, as bounded labels."""
+    for name in names:
+        _ignored[(name,)].inc()
 
 
 def upstream_error(worker: str | None, kind: str) -> None:

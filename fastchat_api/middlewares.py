@@ -20,7 +20,7 @@ from .ids import new_id
 from .jsonutil import json_response
 from .shutdown import FAREWELL_TIMEOUT
 from .streaming import DONE, event
-from .record import record_key, record_of
+from .record import names_text, record_key, record_of
 from .typedefs import config_key, draining_key, keys_key
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID_HEADER = "X-Request-Id"
+IGNORED_HEADER = "X-Ignored-Params"  # the body's fields accepted without effect (schemas)
 _MAX_REQUEST_ID = 200
 
 
@@ -52,6 +53,14 @@ async def add_request_id_header(request: web.Request, response: web.StreamRespon
     request_id = record.request_id if record is not None else None
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
+
+
+async def add_ignored_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` hook: name the body's ignored fields, comma-separated, on
+    whatever answer the request gets (a stream, an error)."""
+    record = request.get(record_key)
+    if record is not None and record.ignored:
+        response.headers[IGNORED_HEADER] = names_text(record.ignored)
 
 
 def _http_error(exc: web.HTTPException) -> errors.APIError:

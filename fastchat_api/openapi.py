@@ -18,9 +18,11 @@ from typing import Any
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+from marshmallow.experimental.context import Context
 
 from . import __version__, schemas
+from .response_schemas import StreamErrorSchema, response_schemas
 from .jsonutil import dumps
 from .routes import slash_form
 from .typedefs import config_key, keys_key, openapi_key
@@ -39,7 +41,7 @@ class ErrorDetailSchema(Schema):
 class ErrorSchema(Schema):
     """Every error body: OpenAI's ``error`` object, and FastChat's flat fields beside it."""
 
-    object = fields.Constant("error", required=True)
+    object = fields.String(required=True, validate=validate.OneOf(["error"]))
     message = fields.String(required=True)
     code = fields.Integer(required=True, metadata={"description": "FastChat's numeric error code"})
     error = fields.Nested(ErrorDetailSchema, required=True)
@@ -114,6 +116,7 @@ FIELD_NOTES = {
     "workers use it).",
     "encoding_format": "`float` (the default): lists of numbers; `base64`: little-endian "
     "float32, base64-encoded.",
+    "user": "An identifier of the end user, written to the access log (its `user` field).",
     "prompts": "The prompts to check, each with its model and the tokens it must leave room for.",
     "response_format": "Only `{\"type\": \"text\"}`: FastChat workers cannot constrain the "
     "output to JSON or a schema.",
@@ -140,9 +143,10 @@ def _describe_field(self: Any, field: fields.Field[Any], **kwargs: Any) -> dict[
     target = getattr(getattr(field, "parent", None), "target", None)
     kept = {item.name: item.default for item in dataclasses.fields(target)} if target else {}
     described: dict[str, Any] = {}
-    if isinstance(field, schemas.Unsupported):
+    if isinstance(field, schemas.Refused):
         reason = " ".join(field.reason.split()) or FIELD_NOTES[name]
-        described = {"description": reason, "x-support": "refused"}
+        support = "ignored" if isinstance(field, schemas.Ignored) else "refused"
+        described = {"description": reason, "x-support": support}
     elif target and _LOADED_AS.get(name, name) not in kept:
         described = {"description": _NO_EFFECT, "x-support": "ignored"}
     else:
@@ -215,7 +219,46 @@ def _security(app: web.Application, canonical: str) -> str | None:
     return None
 
 
-def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -> dict[str, Any]:
+def _type_own_field(self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: the JSON types and limits our custom fields take, which
+    apispec cannot know (a string or a list of strings, ...), as the fields declare them."""
+    describe = getattr(field, "json_schema", None)
+    return describe(ret) if callable(describe) and type(field).__module__ == schemas.__name__ else {}
+
+
+def _ref(spec: APISpec, schema: type[Schema]) -> dict[str, str]:
+    """A reference to ``schema``'s component, registered on first use."""
+    name = schema.__name__.removesuffix("Schema")
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _events(spec: APISpec, chunk: type[Schema]) -> dict[str, Any]:
+    """One server-sent event of a stream (what schemathesis and OpenAPI 3.2's ``itemSchema``
+    read a stream's schema as): its ``data`` is a ``chunk`` as JSON, an error after the stream
+    started, or ``[DONE]`` last."""
+    data = {"type": "string", "contentMediaType": "application/json",
+            "contentSchema": {"anyOf": [_ref(spec, chunk), _ref(spec, StreamErrorSchema)]}}
+    return {"type": "object", "required": ["data"],
+            "properties": {"data": {"anyOf": [{"const": "[DONE]"}, data]}}}
+
+
+def _success(spec: APISpec, handler: Any) -> dict[str, Any]:
+    """The 200 response a handler declared with ``response_schemas.returns``."""
+    body, events, media_type = response_schemas(handler)
+    content: dict[str, Any] = {}
+    if body is not None:
+        content["application/json"] = {"schema": body}
+    if events is not None:
+        content["text/event-stream"] = {"schema": _events(spec, events)}
+    if media_type is not None:
+        content[media_type] = {"schema": {"type": "object" if media_type.endswith("json") else "string"}}
+    return {"description": "Success", **({"content": content} if content else {})}
+
+
+def _operation(route: web.AbstractRoute, canonical: str, app: web.Application,
+               spec: APISpec) -> dict[str, Any]:
     handler = route.handler
     doc = inspect.getdoc(handler) or handler.__name__.replace("_", " ").capitalize()
     summary, _, description = doc.partition("\n\n")
@@ -225,7 +268,7 @@ def _operation(route: web.AbstractRoute, canonical: str, app: web.Application) -
     operation: dict[str, Any] = {
         "summary": " ".join(summary.split()),
         "tags": [tag],
-        "responses": {"200": {"description": "Success"}} | _errors(tag, canonical, body, security),
+        "responses": {"200": _success(spec, handler)} | _errors(tag, canonical, body, security),
     }
     if description:
         operation["description"] = description
@@ -258,6 +301,7 @@ def build(app: web.Application) -> dict[str, Any]:
     )
     assert plugin.converter is not None  # made by plugin.init_spec, which APISpec() called
     plugin.converter.add_attribute_function(_describe_field)
+    plugin.converter.add_attribute_function(_type_own_field)
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
     for tag in TAGS:
@@ -269,10 +313,25 @@ def build(app: web.Application) -> dict[str, Any]:
         canonical = route.resource.canonical
         if slash_form(canonical):
             continue
-        operations.setdefault(canonical, {})[route.method.lower()] = _operation(route, canonical, app)
-    for path, methods in sorted(operations.items()):
-        spec.path(path=path, operations=methods)
-    return spec.to_dict()
+        operations.setdefault(canonical, {})[route.method.lower()] = _operation(route, canonical, app, spec)
+    strict = app[config_key].compat.strict
+    with Context[bool](strict):  # fields describe what the app's mode accepts
+        for path, methods in sorted(operations.items()):
+            spec.path(path=path, operations=methods)
+        document = spec.to_dict()
+    if strict:
+        _refuse_other_fields(document)
+    return document
+
+
+def _refuse_other_fields(document: dict[str, Any]) -> None:
+    """Under ``compat.strict`` a request body's unknown fields are refused: say so."""
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                name = body["schema"]["$ref"].rpartition("/")[2]
+                document["components"]["schemas"][name]["additionalProperties"] = False
 
 
 async def build_on_startup(app: web.Application) -> None:

@@ -55,6 +55,7 @@ class GenerationRequest:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     repetition_penalty: float | None = None  # FastChat's HF worker honours it
+    user: str | None = None  # the client's end user, logged
 
     @property
     def requested_tokens(self) -> int | None:
@@ -101,6 +102,7 @@ class EmbeddingsRequest:
     input: list[str]
     model: str | None = None
     encoding_format: str | None = None  # "float" (default) or "base64"
+    user: str | None = None  # the client's end user, logged
 
 
 @dataclass(slots=True, kw_only=True)

@@ -7,9 +7,11 @@ typed record under ``record_key`` instead of loose keys on the request.
 
 from __future__ import annotations
 
+import string
 import time
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Sequence, TypedDict
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -30,6 +32,8 @@ class RequestRecord:
     request_id: str | None = None
     key_id: str | None = None  # the key's identity (a hash prefix), never the key
     model: str | None = None
+    user: str | None = None  # the body's ``user``: the client's end user
+    ignored: tuple[str, ...] = ()  # body fields accepted without effect, in body order
     usage: Usage | None = None
     first_token: float | None = None  # seconds from ``started`` to a stream's first token
     stream: web.StreamResponse | None = None  # the SSE response once it is prepared
@@ -38,6 +42,25 @@ class RequestRecord:
     def streaming(self) -> bool:
         """Whether the 200 of a stream went out: errors can then only be sent in-band."""
         return self.stream is not None and self.stream.prepared
+
+
+# Field names come from clients: in a header or a log line they are written as printable ASCII
+# ("%" escapes for anything else, commas included) and at most this many characters are kept.
+MAX_NAMES_TEXT = 512
+_PLAIN = "".join(char for char in string.printable if char not in ",% \t\n\r\x0b\x0c")
+
+
+def names_text(names: Sequence[str]) -> str:
+    """``a, b, c``: client-given names, escaped and bounded (``..., +N more`` past the limit)."""
+    shown: list[str] = []
+    size = 0
+    for name in names:
+        escaped = quote(name, safe=_PLAIN)
+        size += len(escaped) + 2
+        if size > MAX_NAMES_TEXT and shown:
+            return ", ".join(shown) + f", +{len(names) - len(shown)} more"
+        shown.append(escaped[:MAX_NAMES_TEXT])
+    return ", ".join(shown)
 
 
 record_key = web.RequestKey("record_key", RequestRecord)

@@ -1,7 +1,17 @@
 """Request schemas: FastChat's protocol, checked once at the door with marshmallow.
 
-Instances are built once at import (a schema per request costs three times as much), and a
-failure is reported as a 400 whose ``param`` is the path of the first bad field.
+Instances are built once at import (a schema per request costs three times as much). Each
+body is read in one of two modes (``compat.strict``):
+
+- FastChat's (the default): values are read with FastChat's coercions (``coercion``), and a
+  field this server does not honour is accepted and ignored; the names of such fields are
+  returned beside the body, for the ``X-Ignored-Params`` header, the access log and a metric;
+- OpenAI's: values must have their JSON type, and unknown or unsupported fields are a 400.
+
+In both, a field whose absence would silently change the shape of the answer (tool calls,
+JSON modes, chat log-probabilities, audio, ...) is refused unless its value asks for nothing,
+and every unknown or unsupported field of a body is named in one 400. Any other failure is a
+400 whose ``param`` is the path of the first bad field.
 """
 
 from __future__ import annotations
@@ -12,12 +22,17 @@ from typing import Any, Awaitable, Callable, Mapping, Sized, TypeVar
 
 from aiohttp import web
 from marshmallow import (
-    EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema,
+    EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema,
 )
+from marshmallow.experimental.context import Context
 
-from . import errors, protocol
+from . import errors, metrics, protocol
+from .coercion import NotCoercible, to_bool, to_float, to_int, to_str
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
+from .fastchat_rules import RANGES
 from .jsonutil import JSONDecodeError, loads
+from .record import record_of
+from .typedefs import config_key
 
 _JSON_TYPES = ("application/json", "application/octet-stream", "")
 
@@ -28,22 +43,35 @@ MAX_TEXT = 10 * 1024 * 1024  # characters of one message content, prompt or inpu
 MAX_NAME = 1024  # characters of a model name, role, user and each stop string
 MAX_STOPS = 64  # stop strings (OpenAI takes 4): workers look for every one after every token
 MAX_N = 128  # n and best_of; a completion's prompts times n is at most MAX_ITEMS
+INT64 = (-(2**63), 2**63 - 1)  # what workers read (and orjson writes)
 
 
-def _at_most(limit: int, unit: str) -> Callable[[Sized], None]:
-    """A validator refusing more than ``limit`` characters or items, with the count said."""
-
-    def check(value: Sized) -> None:
-        if len(value) > limit:
-            raise ValidationError(f"{len(value)} {unit}, more than the {limit} allowed.")
-
-    return check
+def _strict() -> bool:
+    """Whether the body being loaded is read in OpenAI's strict mode (set by :func:`load`)."""
+    return bool(Context.get(False))
 
 
-_check_items = _at_most(MAX_ITEMS, "items")
-_check_text = _at_most(MAX_TEXT, "characters")
-_check_name = _at_most(MAX_NAME, "characters")
-_check_stops = _at_most(MAX_STOPS, "stop strings")
+class _AtMost(validate.Length):
+    """A validator refusing more than ``limit`` characters or items, with the count said (a
+    ``Length``, so that the API document states the limit)."""
+
+    def __init__(self, limit: int, unit: str) -> None:
+        super().__init__(max=limit)
+        self.limit, self.unit = limit, unit
+
+    def __call__(self, value: Sized) -> Sized:  # type: ignore[override]
+        if len(value) > self.limit:
+            raise ValidationError(f"{len(value)} {self.unit}, more than the {self.limit} allowed.")
+        return value
+
+
+_check_items = _AtMost(MAX_ITEMS, "items")
+_check_text = _AtMost(MAX_TEXT, "characters")
+_check_name = _AtMost(MAX_NAME, "characters")
+_check_stops = _AtMost(MAX_STOPS, "stop strings")
+
+_NAME_SCHEMA = {"type": "string", "maxLength": MAX_NAME}
+_TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT}
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -82,35 +110,67 @@ def _path(messages: Any) -> tuple[str, str]:
     return path, str(messages)
 
 
-_UNKNOWN = "Unknown field."
+_REQUIRED = fields.Field.default_error_messages["required"]
 
 
-def validation_error(exc: ValidationError, schema: Schema | None = None) -> errors.APIError:
-    """A 400 (FastChat's 40001) naming the first offending parameter.
-
-    As OpenAI does, a parameter nobody defined is refused by name rather than ignored, and a
-    defined one the workers cannot honour says so (``code: unsupported_parameter``).
-    """
+def validation_error(exc: ValidationError, schema: Schema) -> errors.APIError:
+    """A 400 (FastChat's 40001) naming the first offending parameter: ``code`` is
+    ``missing_required_parameter`` for a required field left out, the field's own code for
+    a value it cannot honour (``unsupported_value``), else ``invalid_value``."""
     param, reason = _path(exc.messages)
     if not param:
-        return errors.invalid_request(reason)
-    if reason == _UNKNOWN:
-        return errors.invalid_request(
-            f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter"
-        )
-    field = schema.fields.get(param) if schema is not None else None
-    if isinstance(field, Unsupported):
-        return errors.invalid_request(reason, param=param, code="unsupported_parameter")
-    return errors.invalid_request(f"Invalid value for '{param}': {reason}", param=param)
+        return errors.invalid_request(reason, code="invalid_value")
+    if reason == _REQUIRED:
+        return errors.invalid_request(f"Missing required parameter: '{param}'.", param=param,
+                                      code="missing_required_parameter")
+    field = schema.fields.get(param.partition(".")[0].partition("[")[0])
+    code = getattr(field, "unsupported_codes", {}).get(reason, "invalid_value")
+    return errors.invalid_request(f"Invalid value for '{param}': {reason}", param=param, code=code)
 
 
-def load(schema: Schema, data: Mapping[str, Any]) -> Any:
+def _refusal(unknown: list[str], refused: dict[str, "Refused"], messages: Mapping[str, Any]) -> errors.APIError:
+    """One 400 naming every unknown and every unsupported field of a body (OpenAI names them
+    all at once): the unknown ones first, then each refused field's reason."""
+    sentences = []
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        sentences.append(f"Unrecognized request argument{plural} supplied: {', '.join(unknown)}")
+    sentences += [_path({name: messages[name]})[1] for name in refused]
+    if len(sentences) > 1:
+        sentences = [text if text.endswith(".") else text + "." for text in sentences]
+    code = "unknown_parameter" if unknown else next(iter(refused.values())).code
+    return errors.invalid_request(" ".join(sentences), param=[*unknown, *refused][0], code=code)
+
+
+def load(schema: Schema, data: Mapping[str, Any], *, strict: bool = False) -> Any:
     """Validate ``data`` with a prebuilt schema: the typed body of ``protocol``, or the
-    gateway's 400 naming the first bad field."""
+    gateway's 400. ``strict`` reads it in OpenAI's mode (see the module's docstring)."""
+    declared = schema.load_fields
+    unknown = [name for name in data if name not in declared] if strict else []
     try:
-        return _sparse(schema, data).load(data)
+        with Context[bool](strict):
+            body = _sparse(schema, data).load(data, unknown=EXCLUDE)
     except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {}
+        refused = {name: field for name in messages
+                   if isinstance(field := declared.get(name), Refused)}
+        if unknown or refused:
+            raise _refusal(unknown, refused, messages) from None
         raise validation_error(exc, schema) from None
+    if unknown:
+        raise _refusal(unknown, {}, {})
+    return body
+
+
+def ignored_fields(schema: Schema, data: Mapping[str, Any]) -> list[str]:
+    """The fields of a loaded body that have no effect here, in body order: unknown ones, and
+    declared ones that are accepted without being honoured (see :class:`Ignored`)."""
+    declared = schema.load_fields
+    return [name for name, value in data.items() if _has_no_effect(declared.get(name), value)]
+
+
+def _has_no_effect(field: fields.Field[Any] | None, value: Any) -> bool:
+    return field is None or (isinstance(field, Ignored) and not field.asks_nothing(value))
 
 
 _SPARSE: dict[tuple[int, frozenset[str]], Schema] = {}
@@ -136,9 +196,47 @@ def _sparse(schema: Schema, data: Mapping[str, Any]) -> Schema:
     return narrowed
 
 
+def _read(field: fields.Field[Any], read: Callable[[Any, bool], Any], value: Any) -> Any:
+    """``value`` read by a ``coercion`` function in the current mode; the field's "invalid"
+    error otherwise."""
+    try:
+        return read(value, _strict())
+    except NotCoercible:
+        raise field.make_error("invalid") from None
+
+
+def _text(value: Any) -> str:
+    """A string inside a structure (a stop item, a message's content), read in the mode."""
+    try:
+        return to_str(value, _strict())
+    except NotCoercible:
+        raise ValidationError("Must be a string.") from None
+
+
+class Bool(fields.Boolean):
+    """A boolean, read as ``coercion.to_bool`` says."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        return bool(_read(self, to_bool, value))
+
+
+class Float(fields.Float):
+    """A finite number, read as ``coercion.to_float`` says."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float:
+        return float(_read(self, to_float, value))
+
+
+class Str(fields.String):
+    """A string, read as ``coercion.to_str`` says."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        return str(_read(self, to_str, value))
+
+
 class Int(fields.Integer):
-    """An integer; ``5.0`` is taken as 5, while ``5.5``, ``"5"`` and ``true`` are refused, and
-    so is one past 64 bits, which workers cannot read (nor the gateway send: orjson refuses)."""
+    """An integer, read as ``coercion.to_int`` says, and at most 64 bits, which workers can
+    read (and the gateway send: orjson refuses more)."""
 
     default_error_messages = {
         "invalid": "Not a valid integer.",
@@ -146,14 +244,22 @@ class Int(fields.Integer):
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and not value.is_integer():
-            raise self.make_error("invalid")
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if not -(2**63) <= number < 2**63:
+        number = int(_read(self, to_int, value))
+        if not INT64[0] <= number <= INT64[1]:
             raise self.make_error("too_large")
         return number
+
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        """The 64-bit bounds, where the field's own range says no more."""
+        return {"minimum": max(described.get("minimum", INT64[0]), INT64[0]),
+                "maximum": min(described.get("maximum", INT64[1]), INT64[1])}
+
+
+def _ranged(name: str) -> dict[str, Any]:
+    """A field's metadata for the range FastChat checks (``fastchat_rules.RANGES``), so that
+    the API document states it; the check itself stays FastChat's, with its texts."""
+    low, high = RANGES[name]
+    return {key: value for key, value in (("minimum", low), ("maximum", high)) if value is not None}
 
 
 class Stop(fields.Field[str | list[str]]):
@@ -162,15 +268,22 @@ class Stop(fields.Field[str | list[str]]):
     default_error_messages = {"invalid": "Must be a string or a list of strings."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | list[str]:
-        if isinstance(value, str):
-            _check_name(value)
-            return value
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            _check_stops(value)
-            for item in value:
-                _check_name(item)
-            return value
-        raise self.make_error("invalid")
+        try:
+            stops = [_text(item) for item in value] if isinstance(value, list) else None
+            text = _text(value) if stops is None else ""
+        except ValidationError:
+            raise self.make_error("invalid") from None
+        if stops is None:
+            _check_name(text)
+            return text
+        _check_stops(stops)
+        for item in stops:
+            _check_name(item)
+        return stops
+
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [_NAME_SCHEMA, {"type": "array", "items": _NAME_SCHEMA, "maxItems": MAX_STOPS},
+                          {"type": "null"}]}
 
 
 class TextInputs(fields.Field[list[str]]):
@@ -186,12 +299,14 @@ class TextInputs(fields.Field[list[str]]):
         "ids back into text, and decoding them with another tokenizer (FastChat uses OpenAI's "
         "tiktoken) would give the model different text. Send the text itself.",
     }
+    unsupported_codes = {default_error_messages["tokens"]: "unsupported_value"}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
-        if isinstance(value, str):
-            _check_text(value)
-            return [value]
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list):
+            text = _read(self, to_str, value)
+            _check_text(text)
+            return [text]
+        if not value:
             raise self.make_error("invalid")
         if all(isinstance(item, str) for item in value):
             _check_items(value)
@@ -202,36 +317,71 @@ class TextInputs(fields.Field[list[str]]):
             raise self.make_error("tokens")
         raise self.make_error("invalid")
 
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1,
+                                         "maxItems": MAX_ITEMS}]}
 
-class Unsupported(fields.Field[None]):
-    """An OpenAI parameter FastChat workers cannot honour: refused, never silently dropped.
+
+class Refused(fields.Field[None]):
+    """An OpenAI parameter FastChat workers cannot honour, whose absence would silently change
+    the shape of the answer a client relies on (tool calls, JSON, log-probabilities, audio):
+    refused in both modes, never dropped.
 
     Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
-    ``response_format: {"type": "text"}``) is accepted and loads as None; anything else is a 400
-    whose message is ``reason``.
+    ``response_format: {"type": "text"}``) is accepted and loads as None; anything else is a
+    400 whose message is ``reason`` and whose code is ``code``: ``unsupported_parameter``, or
+    ``unsupported_value`` where other values of the field are honoured.
     """
 
-    def __init__(self, reason: str, inert: tuple[Any, ...] = (), **kwargs: Any) -> None:
+    def __init__(self, reason: str, inert: tuple[Any, ...] = (),
+                 code: str = "unsupported_parameter", **kwargs: Any) -> None:
         super().__init__(allow_none=True, **kwargs)
         self.reason = reason
         self.inert = inert
+        self.code = code
+
+    def asks_nothing(self, value: Any) -> bool:
+        return value is None or any(value == harmless for harmless in self.inert)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
-        if any(value == harmless for harmless in self.inert):
+        if self.asks_nothing(value):
             return None
         raise ValidationError(self.reason)
 
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the values that ask for nothing (and null)."""
+        return {"enum": [*self.inert, None]}
 
-class Accepted(fields.Raw):
-    """An OpenAI parameter with no effect on generation here (metadata, cache hints, ...):
-    accepted as OpenAI accepts it, and not forwarded."""
+
+class Ignored(Refused):
+    """An OpenAI or vLLM parameter this server accepts without honouring it, as FastChat does.
+
+    By default any value is accepted, loads as None, and the field is named among the ignored
+    ones (unless its value asks for nothing). Under ``compat.strict`` it is refused like a
+    :class:`Refused` field when honouring it would change the answer (``seed``,
+    ``logit_bias``, ...); fields that never change it (``metadata``, ``prompt_cache_key``)
+    are accepted in both modes.
+    """
+
+    def __init__(self, reason: str, inert: tuple[Any, ...] = (), *, changes_answer: bool = True) -> None:
+        super().__init__(reason, inert)
+        self.changes_answer = changes_answer
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
+        if self.changes_answer and _strict():
+            return super()._deserialize(value, attr, data, **kwargs)
+        return None
+
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        """Any value (ignored), or under ``compat.strict`` what :class:`Refused` takes."""
+        return super().json_schema(described) if self.changes_answer and _strict() else {}
 
 
-def _no_tools(name: str) -> Unsupported:
-    return Unsupported(
+def _no_tools(name: str) -> Refused:
+    return Refused(
         f"'{name}' is not supported: FastChat workers have no tool or function calling, so the "
         "model cannot honour it. Remove it, or describe the tools in the messages.",
-        inert=([], "none"),
+        inert=([], "none", "auto"),
     )
 
 
@@ -241,70 +391,126 @@ _JSON_MODE = (
 )
 
 
-class ResponseFormat(Unsupported):
+class ResponseFormat(Refused):
     """``response_format``: only ``{"type": "text"}`` can be honoured."""
 
     def __init__(self) -> None:
-        super().__init__("", inert=({"type": "text"},))
+        super().__init__("", inert=({"type": "text"},), code="unsupported_value")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
         self.reason = _JSON_MODE.format(type=repr(value.get("type")) if isinstance(value, dict) else "")
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-def _content_part(part: Any) -> None:
+def _guided(name: str) -> Refused:
+    """vLLM's constrained-decoding fields, refused like ``response_format``'s JSON modes."""
+    return Refused(f"'{name}' is not supported: FastChat workers cannot constrain the output "
+                   "(vLLM's guided decoding). Leave it out.")
+
+
+def _ignored(name: str, why: str, *, changes_answer: bool = True, inert: tuple[Any, ...] = ()) -> Ignored:
+    return Ignored(f"'{name}' is not supported: {why}.", inert, changes_answer=changes_answer)
+
+
+# Other fields that clients of vLLM, SGLang or llama.cpp servers send: unknown here (ignored,
+# or a 400 under compat.strict), and counted by name in the ignored-fields metric; any other
+# unknown name is counted as "other", so that the metric's labels stay few.
+KNOWN_EXTRAS = frozenset({
+    "add_generation_prompt", "add_special_tokens", "allowed_token_ids", "bad_words", "best_of",
+    "cache_prompt", "chat_template", "chat_template_kwargs", "continue_final_message",
+    "documents", "echo", "ignore_eos", "include_stop_str_in_output", "length_penalty",
+    "min_p", "min_tokens", "mirostat", "mm_processor_kwargs", "n_probs", "priority",
+    "prompt_logprobs", "repeat_penalty", "request_id", "return_tokens_as_token_ids",
+    "skip_special_tokens", "spaces_between_special_tokens", "stop_token_ids", "tfs_z",
+    "truncate_prompt_tokens", "typical_p", "use_beam_search",
+})
+
+
+def _content_part(part: Any) -> dict[str, Any]:
     """One part of a message's content list: text or image_url, as OpenAI defines them."""
     if not isinstance(part, dict):
         raise ValidationError("Must be an object.")
     kind = part.get("type")
     if kind == "text":
-        if not isinstance(part.get("text"), str):
-            raise ValidationError({"text": ["Must be a string."]})
-        _checked(_check_text, part["text"], "text")
-    elif kind == "image_url":
+        text = _checked(_text, part.get("text"), "text")
+        _checked(_check_text, text, "text")
+        return {**part, "text": text}
+    if kind == "image_url":
         image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else None
-        if not isinstance(url, str) or not url:
+        if not isinstance(image, dict):
+            image = {}
+        url = _checked(_text, image.get("url", ""), "image_url", "url")
+        if not url:
             raise ValidationError({"image_url": {"url": ["Must be a non-empty string."]}})
         _checked(_check_text, url, "image_url", "url")
-    else:
-        raise ValidationError({"type": [f"Unknown content part type {kind!r}; use 'text' or 'image_url'."]})
+        return {**part, "image_url": {**image, "url": url}}
+    raise ValidationError({"type": [f"Unknown content part type {kind!r}; use 'text' or 'image_url'."]})
 
 
-def _message(message: Any) -> None:
-    """One chat message: a role and a content that is a string, a list of parts, or null."""
+_CONTENT = "Must be a string or a list of content parts."
+
+
+def _message(message: Any) -> protocol.ChatMessage:
+    """One chat message: a role and a content that is a string, a list of parts, or null
+    (assistant messages only); numbers and booleans read as strings in FastChat's mode."""
     if not isinstance(message, dict):
         raise ValidationError("Must be an object with 'role' and 'content'.")
-    role = message.get("role")
-    if not isinstance(role, str) or not role:
+    try:
+        role = to_str(message.get("role"), _strict())
+    except NotCoercible:
+        role = ""
+    if not role:
         raise ValidationError({"role": ["Missing or not a string."]})
     _checked(_check_name, role, "role")
     content = message.get("content")
     if content is None:
         if role != "assistant":
-            raise ValidationError({"content": ["Must be a string or a list of content parts."]})
+            raise ValidationError({"content": [_CONTENT]})
     elif isinstance(content, list):
         _checked(_check_items, content, "content")
+        parts = []
         for index, part in enumerate(content):
             try:
-                _content_part(part)
+                parts.append(_content_part(part))
             except ValidationError as exc:
                 raise ValidationError({"content": {index: exc.messages}}) from None
-    elif isinstance(content, str):
-        _checked(_check_text, content, "content")
+        content = parts
     else:
-        raise ValidationError({"content": ["Must be a string or a list of content parts."]})
+        try:
+            content = to_str(content, _strict())
+        except NotCoercible:
+            raise ValidationError({"content": [_CONTENT]}) from None
+        _checked(_check_text, content, "content")
+    return {**message, "role": role, "content": content}  # type: ignore[typeddict-item]
 
 
-def _checked(check: Callable[[Any], None], value: Any, *path: str) -> None:
+def _checked(check: Callable[[Any], Any], value: Any, *path: str) -> Any:
     """``check(value)``, its error reported under the keys of ``path``."""
     try:
-        check(value)
+        return check(value)
     except ValidationError as exc:
         messages = exc.messages
         for key in reversed(path):
             messages = {key: messages}
         raise ValidationError(messages) from None
+
+
+_PART_SCHEMA = {"oneOf": [
+    {"type": "object", "required": ["type", "text"],
+     "properties": {"type": {"enum": ["text"]}, "text": _TEXT_SCHEMA}},
+    {"type": "object", "required": ["type", "image_url"],
+     "properties": {"type": {"enum": ["image_url"]}, "image_url": {
+         "type": "object", "required": ["url"],
+         "properties": {"url": {**_TEXT_SCHEMA, "minLength": 1}}}}},
+]}
+_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"enum": ["system", "developer", "user", "assistant"]},
+        "content": {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _PART_SCHEMA, "maxItems": MAX_ITEMS}]},
+    },
+}
 
 
 class Messages(fields.Field[protocol.Messages]):
@@ -315,25 +521,31 @@ class Messages(fields.Field[protocol.Messages]):
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> protocol.Messages:
-        if isinstance(value, str):
-            _check_text(value)
-            return value
-        if not isinstance(value, list) or not value:
+        if not isinstance(value, list):
+            text = _read(self, to_str, value)
+            _check_text(text)
+            return str(text)
+        if not value:
             raise self.make_error("invalid")
         _check_items(value)
+        messages = []
         for index, message in enumerate(value):
             try:
-                _message(message)
+                messages.append(_message(message))
             except ValidationError as exc:
                 raise ValidationError({index: exc.messages}) from None
-        return value
+        return messages
+
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1,
+                                         "maxItems": MAX_ITEMS}]}
 
 
 class StreamOptions(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    include_usage = fields.Boolean(load_default=False)
+    include_usage = Bool(load_default=False)
 
 
 @functools.cache
@@ -342,13 +554,14 @@ def _field_names(target: type) -> frozenset[str]:
 
 
 class _Body(Schema):
-    """A request body: unknown fields refused by name; loads into ``target``, where a field
-    left out or sent as null takes the target's (FastChat's) default."""
+    """A request body: loads into ``target``, where a field left out or sent as null takes the
+    target's (FastChat's) default. Unknown fields are found by :func:`load` and
+    :func:`ignored_fields`, before marshmallow sees the body."""
 
     target: type
 
     class Meta:
-        unknown = RAISE
+        unknown = EXCLUDE
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
@@ -360,66 +573,68 @@ class _Body(Schema):
 
 
 class SamplingSchema(_Body):
-    """Fields every generation route shares.
+    """Fields every generation route shares: honoured, ignored, or refused with a reason."""
 
-    Every field OpenAI or FastChat defines is declared: honoured, accepted as inert, or refused
-    with a reason; any other field is refused by name.
-    """
-
-    model = fields.String(required=True, validate=_check_name)
-    temperature = fields.Float(allow_none=True)
-    top_p = fields.Float(allow_none=True)
-    top_k = Int(allow_none=True)
-    n = Int(allow_none=True, validate=validate.Range(max=MAX_N))
-    max_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS))
+    model = Str(required=True, validate=_check_name)
+    temperature = Float(allow_none=True, metadata=_ranged("temperature"))
+    top_p = Float(allow_none=True, metadata=_ranged("top_p"))
+    top_k = Int(allow_none=True, metadata={"not": {"enum": [0]}})
+    n = Int(allow_none=True, validate=validate.Range(max=MAX_N), metadata=_ranged("n"))
+    max_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS),
+                     metadata=_ranged("max_tokens"))
     stop = Stop(allow_none=True)
-    stream = fields.Boolean(allow_none=True)
+    stream = Bool(allow_none=True)
     stream_options = fields.Nested(StreamOptions, allow_none=True)
-    presence_penalty = fields.Float(allow_none=True)
-    frequency_penalty = fields.Float(allow_none=True)
-    repetition_penalty = fields.Float(allow_none=True)
-    user = fields.String(allow_none=True, validate=_check_name)
-    seed = Unsupported(
-        "'seed' is not supported: FastChat workers sample with a process-wide seed, so a "
-        "per-request seed cannot be honoured. Leave it out (or null)."
-    )
-    logit_bias = Unsupported(
-        "'logit_bias' is not supported by FastChat workers. Leave it out (or {}).", inert=({},)
-    )
-    metadata = Accepted(allow_none=True)
-    store = Unsupported("'store' is not supported: nothing is stored here.", inert=(False,))
-    service_tier = Unsupported(
-        "'service_tier' is not supported: this server has one tier.", inert=("auto", "default")
-    )
+    presence_penalty = Float(allow_none=True)
+    frequency_penalty = Float(allow_none=True)
+    repetition_penalty = Float(allow_none=True)
+    user = Str(allow_none=True, validate=_check_name)
+    seed = _ignored("seed", "FastChat workers sample with a process-wide seed")
+    logit_bias = _ignored("logit_bias", "FastChat workers take no token biases", inert=({},))
+    guided_json = _guided("guided_json")
+    guided_regex = _guided("guided_regex")
+    guided_choice = _guided("guided_choice")
+    guided_grammar = _guided("guided_grammar")
+    structured_outputs = _guided("structured_outputs")
 
 
 class ChatCompletionSchema(SamplingSchema):
     target = protocol.ChatRequest
     messages = Messages(required=True)
-    max_completion_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS))
+    max_completion_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS),
+                                metadata=_ranged("max_completion_tokens"))
     tools = _no_tools("tools")
     tool_choice = _no_tools("tool_choice")
     functions = _no_tools("functions")
     function_call = _no_tools("function_call")
-    parallel_tool_calls = Accepted(allow_none=True)
+    parallel_tool_calls = _ignored("parallel_tool_calls", "there are no tool calls",
+                                   changes_answer=False)
     response_format = ResponseFormat()
-    logprobs = Unsupported(
+    logprobs = Refused(
         "'logprobs' is not supported on chat: FastChat workers return log-probabilities only "
         "for /v1/completions.", inert=(False,)
     )
-    top_logprobs = Unsupported(
+    top_logprobs = Refused(
         "'top_logprobs' is not supported: FastChat workers return no alternatives.", inert=(0,)
     )
-    modalities = Unsupported(
-        "'modalities' can only be [\"text\"]: the workers produce text only.", inert=(["text"],)
+    modalities = Refused(
+        "'modalities' can only be [\"text\"]: the workers produce text only.", inert=(["text"],),
+        code="unsupported_value",
     )
-    audio = Unsupported("'audio' is not supported: only text output is supported.")
-    prediction = Unsupported("'prediction' is not supported by FastChat workers.")
-    reasoning_effort = Unsupported("'reasoning_effort' is not supported by FastChat workers.")
-    verbosity = Unsupported("'verbosity' is not supported by FastChat workers.")
-    web_search_options = Unsupported("'web_search_options' is not supported: no web search here.")
-    prompt_cache_key = Accepted(allow_none=True)
-    safety_identifier = Accepted(allow_none=True)
+    audio = Refused("'audio' is not supported: only text output is supported.")
+    web_search_options = Refused("'web_search_options' is not supported: no web search here.")
+    prediction = _ignored("prediction", "FastChat workers do not use predicted outputs",
+                          changes_answer=False)
+    reasoning_effort = _ignored("reasoning_effort", "FastChat workers take no reasoning effort")
+    verbosity = _ignored("verbosity", "FastChat workers take no verbosity")
+    store = _ignored("store", "nothing is stored here", changes_answer=False, inert=(False,))
+    metadata = _ignored("metadata", "nothing is stored here", changes_answer=False)
+    service_tier = _ignored("service_tier", "this server has one tier", changes_answer=False,
+                            inert=("auto", "default"))
+    prompt_cache_key = _ignored("prompt_cache_key", "FastChat workers keep no prompt cache",
+                                changes_answer=False)
+    safety_identifier = _ignored("safety_identifier", "there is no safety monitoring here",
+                                 changes_answer=False)
 
 
 CHAT_COMPLETION = ChatCompletionSchema()
@@ -435,14 +650,12 @@ class CompletionSchema(SamplingSchema):
     target = protocol.CompletionRequest
 
     prompt = TextInputs(required=True)
-    suffix = Unsupported(
-        "suffix is not supported: FastChat workers generate only after the prompt (no "
-        "fill-in-the-middle). Put all the text in the prompt."
-    )
-    echo = fields.Boolean(allow_none=True)
+    suffix = _ignored("suffix", "FastChat workers generate only after the prompt (no "
+                      "fill-in-the-middle); put all the text in the prompt")
+    echo = Bool(allow_none=True)
     logprobs = Int(allow_none=True, validate=validate.Range(min=0))
     best_of = Int(allow_none=True, validate=validate.Range(min=1, max=MAX_N))
-    use_beam_search = fields.Boolean(allow_none=True)
+    use_beam_search = Bool(allow_none=True)
 
     @validates_schema
     def _choices(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -458,12 +671,12 @@ class CompletionSchema(SamplingSchema):
 class EmbeddingsSchema(_Body):
     target = protocol.EmbeddingsRequest
 
-    model = fields.String(allow_none=True, validate=_check_name)
-    engine = fields.String(allow_none=True, validate=_check_name)
+    model = Str(allow_none=True, validate=_check_name)
+    engine = Str(allow_none=True, validate=_check_name)
     input = TextInputs(required=True)
-    user = fields.String(allow_none=True, validate=_check_name)
-    encoding_format = fields.String(allow_none=True, validate=validate.OneOf(["float", "base64"]))
-    dimensions = Unsupported(
+    user = Str(allow_none=True, validate=_check_name)
+    encoding_format = Str(allow_none=True, validate=validate.OneOf(["float", "base64"]))
+    dimensions = Refused(
         "dimensions is not supported: FastChat workers return the model's full embedding."
     )
 
@@ -471,19 +684,13 @@ class EmbeddingsSchema(_Body):
 class TokenCheckItemSchema(_Body):
     target = protocol.TokenCheckItem
 
-    class Meta:
-        unknown = EXCLUDE
-
-    model = fields.String(required=True, validate=_check_name)
-    prompt = fields.String(required=True, validate=_check_text)
+    model = Str(required=True, validate=_check_name)
+    prompt = Str(required=True, validate=_check_text)
     max_tokens = Int(required=True)
 
 
 class TokenCheckSchema(_Body):
     target = protocol.TokenCheckRequest
-
-    class Meta:
-        unknown = EXCLUDE
 
     prompts = fields.List(fields.Nested(TokenCheckItemSchema), required=True, validate=_check_items)
 
@@ -493,6 +700,10 @@ COMPLETION = CompletionSchema()
 EMBEDDINGS = EmbeddingsSchema()
 TOKEN_CHECK = TokenCheckSchema()
 
+# The names the ignored-fields metric counts one by one.
+KNOWN_FIELDS = KNOWN_EXTRAS.union(*(schema.load_fields for schema in (
+    CHAT_COMPLETION, COMPLETION, EMBEDDINGS, TOKEN_CHECK)))
+
 
 B = TypeVar("B")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -500,15 +711,28 @@ BodyHandler = Callable[[web.Request, B], Awaitable[web.StreamResponse]]
 _REQUEST_SCHEMA = "__request_schema__"
 
 
+def _note_ignored(request: web.Request, names: list[str]) -> None:
+    """Ignored fields go on the request's record (for the header and the access log) and to
+    the metric, unknown names beyond :data:`KNOWN_FIELDS` counted as one."""
+    record_of(request).ignored = tuple(names)
+    metrics.ignored_params(name if name in KNOWN_FIELDS else metrics.OTHER for name in names)
+
+
 def accepts(schema: Schema) -> Callable[[BodyHandler[Any]], Handler]:
-    """Route metadata, declared: the handler is called with the body ``schema`` loaded (a 4xx
-    naming the field otherwise), and ``/openapi.json`` documents ``schema`` as the route's
-    request body. Put it under the route decorator."""
+    """Route metadata, declared: the handler is called with the body ``schema`` loaded in the
+    app's mode (``compat.strict``; a 4xx naming the fields otherwise), the ignored fields
+    noted, and ``/openapi.json`` documents ``schema`` as the route's request body. Put it under
+    the route decorator."""
 
     def decorate(handler: BodyHandler[Any]) -> Handler:
         @functools.wraps(handler)
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await handler(request, load(schema, await read_json(request)))
+            data = await read_json(request)
+            body = load(schema, data, strict=request.app[config_key].compat.strict)
+            ignored = ignored_fields(schema, data)
+            if ignored:
+                _note_ignored(request, ignored)
+            return await handler(request, body)
 
         setattr(handle, _REQUEST_SCHEMA, schema)
         return handle

@@ -206,7 +206,7 @@ def test_images_match_fastchat_0236(fc):
             elif has_images:
                 with pytest.raises(APIError) as info:
                     template.render(messages)
-                assert (info.value.status, info.value.code) == (400, "images_not_supported")
+                assert (info.value.status, info.value.code) == (400, "unsupported_value")
                 assert info.value.message == (
                     f"The model's conversation template '{conv.name}' does not accept images"
                 )
@@ -384,7 +384,7 @@ def test_unknown_role_is_a_400(fc, role):
     with pytest.raises(APIError) as info:
         template.render([user("Hello!"), {"role": role, "content": "42"}])
     error = info.value
-    assert (error.status, error.param, error.code) == (400, "messages[1].role", "unsupported_role")
+    assert (error.status, error.param, error.code) == (400, "messages[1].role", "unsupported_value")
     assert f"'{role}'" in error.message
 
 
@@ -400,7 +400,7 @@ def test_images_into_a_text_only_style_are_a_400(fc):
     with pytest.raises(APIError) as info:
         template.render([user([text("What is this?"), image("http://x/cat.png")])])
     error = info.value
-    assert (error.status, error.param, error.code) == (400, "messages", "images_not_supported")
+    assert (error.status, error.param, error.code) == (400, "messages", "unsupported_value")
     assert "'llama-2'" in error.message
 
 

@@ -174,7 +174,7 @@ async def test_api_v1_chat_validates_as_chat(client):
 @pytest.mark.parametrize(
     ("path", "payload"),
     [
-        ("/v1/completions", {"model": "fake-model", "prompt": "x", "suffix": "y"}),
+        ("/v1/completions", {"model": "fake-model", "prompt": "x", "guided_json": {}}),
         ("/v1/completions", {"model": "nope", "prompt": "x"}),
         ("/v1/embeddings", {"model": "fake-model", "input": "x", "dimensions": 8}),
         ("/v1/engines/nope/embeddings", {"input": "x"}),

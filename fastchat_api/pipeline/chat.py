@@ -23,7 +23,8 @@ from .stream import stream_choices
 async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamResponse:
     """Answer ``req``, retried once on another worker when the first fails early."""
     upstream = request.app[upstream_key]
-    record_of(request).model = req.model
+    record = record_of(request)
+    record.model, record.user = req.model, req.user
 
     async def attempt() -> web.StreamResponse:
         job = await plan_chat(upstream, req)

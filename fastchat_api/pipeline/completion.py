@@ -21,7 +21,8 @@ from .stream import stream_choices
 async def text_completion(request: web.Request, req: CompletionRequest) -> web.StreamResponse:
     """Answer ``req``, retried once on another worker when the first fails early."""
     upstream = request.app[upstream_key]
-    record_of(request).model = req.model
+    record = record_of(request)
+    record.model, record.user = req.model, req.user
 
     async def attempt() -> web.StreamResponse:
         jobs = await plan_completion(upstream, req)

@@ -40,7 +40,7 @@ async def create_embeddings(request: web.Request, req: EmbeddingsRequest, model:
     """Embed ``req.input`` with ``model``: floats, or base64 of little-endian float32."""
     upstream = request.app[upstream_key]
     record = record_of(request)
-    record.model = model
+    record.model, record.user = model, req.user
     await upstream.catalog.check_model(model)
     inputs, size = req.input, request.app[config_key].upstream.embedding_batch_size
     await _check_blanks(upstream, model, inputs)

@@ -87,7 +87,7 @@ async def check_images(upstream: Upstream, req: ChatRequest) -> None:
             f"The model {req.model} does not accept images: its worker did not register with the "
             "controller as multimodal. Send text only, or use a vision model.",
             param="messages",
-            code="images_not_supported",
+            code="unsupported_value",
         )
 
 

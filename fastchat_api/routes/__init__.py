@@ -7,6 +7,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from ..config import CorsConfig
+from ..middlewares import IGNORED_HEADER, REQUEST_ID_HEADER
 from . import api_v1, chat, completions, docs, embeddings, health, metrics, models
 
 ROUTE_TABLES = (
@@ -50,7 +51,7 @@ def setup_routes(app: web.Application, cors: CorsConfig) -> None:
         allow_credentials=cors.allow_credentials,
         allow_headers=_option(cors.allowed_headers),
         allow_methods=_option(cors.allowed_methods),
-        expose_headers=("X-Request-Id",),
+        expose_headers=(REQUEST_ID_HEADER, IGNORED_HEADER),
         max_age=600,
     )
     setup = aiohttp_cors.setup(app, defaults={origin: options for origin in cors.allowed_origins})

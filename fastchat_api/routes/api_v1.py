@@ -10,12 +10,16 @@ from ..jsonutil import json_response
 from ..pipeline.chat import chat_completion
 from ..pipeline.token_check import token_check
 from ..protocol import APIChatRequest, TokenCheckRequest
+from ..response_schemas import (
+    ChatCompletionChunkSchema, ChatCompletionResponseSchema, TokenCheckResponseSchema, returns,
+)
 from ..typedefs import upstream_key
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/api/v1/token_check")
+@returns(TokenCheckResponseSchema)
 @schemas.accepts(schemas.TOKEN_CHECK)
 async def check_tokens(request: web.Request, req: TokenCheckRequest) -> web.Response:
     """Check whether prompts fit their model's context.
@@ -27,6 +31,7 @@ async def check_tokens(request: web.Request, req: TokenCheckRequest) -> web.Resp
 
 
 @routes.post("/api/v1/chat/completions")
+@returns(ChatCompletionResponseSchema, events=ChatCompletionChunkSchema)
 @schemas.accepts(schemas.API_CHAT_COMPLETION)
 async def create_chat_completion(request: web.Request, req: APIChatRequest) -> web.StreamResponse:
     """Create a chat completion (FastChat's route).

@@ -7,11 +7,13 @@ from aiohttp import web
 from .. import schemas
 from ..pipeline.chat import chat_completion
 from ..protocol import ChatRequest
+from ..response_schemas import ChatCompletionChunkSchema, ChatCompletionResponseSchema, returns
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/chat/completions")
+@returns(ChatCompletionResponseSchema, events=ChatCompletionChunkSchema)
 @schemas.accepts(schemas.CHAT_COMPLETION)
 async def create_chat_completion(request: web.Request, req: ChatRequest) -> web.StreamResponse:
     """Create a chat completion.

@@ -7,11 +7,13 @@ from aiohttp import web
 from .. import schemas
 from ..pipeline.completion import text_completion
 from ..protocol import CompletionRequest
+from ..response_schemas import TextCompletionChunkSchema, TextCompletionSchema, returns
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/completions")
+@returns(TextCompletionSchema, events=TextCompletionChunkSchema)
 @schemas.accepts(schemas.COMPLETION)
 async def create_completion(request: web.Request, req: CompletionRequest) -> web.StreamResponse:
     """Create a text completion.

@@ -10,6 +10,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
+from ..response_schemas import returns
 from ..typedefs import openapi_key
 
 routes = web.RouteTableDef()
@@ -20,12 +21,14 @@ DOCS_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsaf
 
 
 @routes.get("/openapi.json")
+@returns(media_type="application/json")
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of every route of this server."""
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
 
 @routes.get("/docs")
+@returns(media_type="text/html")
 async def docs_page(request: web.Request) -> web.Response:
     """A human-readable page rendering the OpenAPI document."""
     return web.Response(body=DOCS_PAGE, content_type="text/html", charset="utf-8",

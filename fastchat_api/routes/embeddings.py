@@ -7,12 +7,14 @@ from aiohttp import web
 from .. import schemas
 from ..pipeline.embeddings import create_embeddings
 from ..protocol import EmbeddingsRequest
+from ..response_schemas import EmbeddingListSchema, returns
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/embeddings")
 @routes.post("/v1/engines/{model_name}/embeddings")
+@returns(EmbeddingListSchema)
 @schemas.accepts(schemas.EMBEDDINGS)
 async def embed(request: web.Request, req: EmbeddingsRequest) -> web.Response:
     """Create embeddings.

@@ -13,18 +13,21 @@ from aiohttp import web
 
 from .. import errors
 from ..jsonutil import json_response
+from ..response_schemas import HealthSchema, ReadySchema, returns
 from ..typedefs import upstream_key
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/health")
+@returns(HealthSchema)
 async def health(request: web.Request) -> web.Response:
     """The process is alive and its event loop answers."""
     return json_response({"status": "ok"})
 
 
 @routes.get("/ready")
+@returns(ReadySchema)
 async def ready(request: web.Request) -> web.Response:
     """The controller is reachable and serves at least one model; 503 with the reason if not."""
     try:

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import errors, metrics
 from ..middlewares import bearer_token
+from ..response_schemas import returns
 from ..typedefs import config_key
 
 routes = web.RouteTableDef()
@@ -33,6 +34,7 @@ def _check_token(request: web.Request) -> None:
 
 
 @routes.get("/metrics")
+@returns(media_type="text/plain")
 async def scrape(request: web.Request) -> web.Response:
     """Prometheus metrics of every gateway process.
 

@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from ..jsonutil import json_response
+from ..response_schemas import ModelListSchema, ModelSchema, returns
 from ..responses import model_card
 from ..typedefs import upstream_key
 
@@ -14,6 +15,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/v1/models")
+@returns(ModelListSchema)
 async def list_models(request: web.Request) -> web.Response:
     """List the models the controller's workers serve."""
     names = await request.app[upstream_key].catalog.models(poll_workers=True)
@@ -22,6 +24,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/models/{model:.+}")
+@returns(ModelSchema)
 async def retrieve_model(request: web.Request) -> web.Response:
     """Retrieve one model; 404 when no worker serves it."""
     name = request.match_info["model"]

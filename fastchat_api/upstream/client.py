@@ -233,7 +233,7 @@ class UpstreamClient:
             f"The model {model} does not compute embeddings: its worker has no "
             "/worker_get_embeddings route (FastChat's vLLM, SGLang and other engine workers lack it)",
             param="model",
-            code="embeddings_not_supported",
+            code="unsupported_value",
             address=worker,
         )
         answer = checked(await self._call(url, payload, worker=worker, not_found=unsupported), url)

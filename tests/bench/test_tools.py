@@ -16,15 +16,14 @@ def test_missing_tools_are_named_with_their_install_command_and_the_run_stops(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "apt-get install -y wrk" in err
-    assert f"python3 -m venv '{venv}' && '{venv}/bin/pip' install fschat==0.2.36 'pydantic<2' " \
-           "'fastapi<0.111'" in err
+    assert f"-m devstack.fastchat_venv '{venv}'" in err
     assert "pip install py-spy" in err or tools._pyspy()
     assert not venv.exists()  # nothing was created
 
 
 def test_with_everything_there_the_tools_are_returned(tmp_path, monkeypatch):
     monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(tools, "_fastchat_runs", lambda python: True)
+    monkeypatch.setattr(tools.fastchat_venv, "works", lambda python: True)
     found = tools.check(tmp_path, docs=False, gunicorn=True, profile=False)
     assert found == tools.Tools(wrk="/usr/bin/wrk", fastchat_python=tmp_path / "bin" / "python",
                                 pyspy=None)

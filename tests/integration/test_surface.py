@@ -129,7 +129,7 @@ def test_completion_stream_include_usage(openai_client, model_name):
 
 @pytest.mark.parametrize(
     ("fields", "param"),
-    [({"suffix": "The end."}, "suffix"), ({"prompt": [1, 2, 3]}, "prompt")],
+    [({"extra_body": {"guided_choice": ["a", "b"]}}, "guided_choice"), ({"prompt": [1, 2, 3]}, "prompt")],
 )
 def test_completion_refusals(openai_client, model_name, fields, param):
     with pytest.raises(openai.BadRequestError) as caught:
@@ -218,5 +218,5 @@ def test_image_to_a_text_only_worker_is_a_clear_400(openai_client, model_name):
     ]}
     with pytest.raises(openai.BadRequestError) as caught:
         openai_client.chat.completions.create(model=model_name, messages=[message], max_tokens=4)
-    assert caught.value.code == "images_not_supported"
+    assert caught.value.code == "unsupported_value"
     assert "does not accept images" in caught.value.message

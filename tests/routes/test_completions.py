@@ -103,7 +103,7 @@ async def test_echo_and_logprobs_are_relayed_in_openai_shape(client, fake):
 @pytest.mark.parametrize(
     ("fields", "param", "words"),
     [
-        ({"suffix": "The end."}, "suffix", "suffix is not supported"),
+        ({"guided_regex": "[a-z]+"}, "guided_regex", "'guided_regex' is not supported"),
         ({"prompt": [1, 2, 3]}, "prompt", "Token ids are not supported"),
         ({"prompt": [[1, 2], [3]]}, "prompt", "no route that turns token ids back into text"),
         ({"prompt": []}, "prompt", "non-empty list of strings"),

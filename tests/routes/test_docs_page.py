@@ -82,7 +82,8 @@ async def test_every_field_says_what_it_means_to_a_client(client):
     chat = schemas["ChatCompletion"]["properties"]
     assert "conversation template" in chat["messages"]["description"]
     assert chat["tools"]["x-support"] == "refused" and "tool" in chat["tools"]["description"]
-    assert chat["user"]["x-support"] == "ignored" and chat["metadata"]["x-support"] == "ignored"
+    assert "access log" in chat["user"]["description"] and "x-support" not in chat["user"]
+    assert chat["metadata"]["x-support"] == "ignored" and chat["seed"]["x-support"] == "ignored"
     assert "x-support" not in chat["temperature"] and "x-support" not in chat["stream_options"]
     assert "Only" in chat["response_format"]["description"]
     item = schemas["TokenCheckItem"]["properties"]

@@ -126,7 +126,7 @@ async def test_worker_without_embeddings_route_is_a_clear_400(client, fake):
     resp = await embed(client)
     assert resp.status == 400
     error = (await resp.json())["error"]
-    assert error["code"] == "embeddings_not_supported"
+    assert error["code"] == "unsupported_value"
     assert "does not compute embeddings" in error["message"]
 
 

@@ -17,7 +17,7 @@ async def test_image_to_a_text_only_model_is_a_clear_400(client, fake):
         resp = await client.post(path, json=CHAT | {"messages": [IMAGE_MESSAGE]})
         assert resp.status == 400
         error = (await resp.json())["error"]
-        assert error["code"] == "images_not_supported" and error["param"] == "messages"
+        assert error["code"] == "unsupported_value" and error["param"] == "messages"
         assert "does not accept images" in error["message"]
     assert fake.sent("/worker_generate") == []
 
