@@ -75,10 +75,12 @@ def runner_options(config: Config) -> dict[str, Any]:
     """Server settings shared by ``python -m fastchat_api`` and gunicorn.
 
     Handlers are cancelled when their client disconnects, so that the upstream request is
-    closed and the worker stops generating for nobody.
+    closed and the worker stops generating for nobody. aiohttp's HTTP parser leaves bodies as
+    sent: ``bodies`` inflates them, bounded and off the event loop, once the key is checked.
     """
     return {
         "handler_cancellation": True,
+        "auto_decompress": False,
         "shutdown_timeout": config.server.shutdown_timeout,
         "keepalive_timeout": config.server.keepalive_timeout,
         **accesslog.runner_options(config.logging.access_format),

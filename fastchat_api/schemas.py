@@ -15,11 +15,8 @@ from marshmallow import (
     EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema,
 )
 
-from . import errors, protocol
+from . import bodies, errors, protocol
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
-from .jsonutil import JSONDecodeError, loads
-
-_JSON_TYPES = ("application/json", "application/octet-stream", "")
 
 # What one request may ask for. Past these a request costs the workers or this process far more
 # than any client plausibly needs; where OpenAI sets a limit, it is OpenAI's.
@@ -44,29 +41,6 @@ _check_items = _at_most(MAX_ITEMS, "items")
 _check_text = _at_most(MAX_TEXT, "characters")
 _check_name = _at_most(MAX_NAME, "characters")
 _check_stops = _at_most(MAX_STOPS, "stop strings")
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
-    ctype = request.content_type
-    if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-        raise errors.APIError(
-            f"Content-Type must be application/json, not {ctype}",
-            status=415,
-            code="unsupported_media_type",
-        )
-    try:
-        body = await request.read()
-    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
-        raise errors.invalid_request(f"The body cannot be read: {exc.__cause__ or exc}",
-                                     code="invalid_body") from None
-    try:
-        data = loads(body)
-    except JSONDecodeError as exc:
-        raise errors.invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise errors.invalid_request("The body must be a JSON object", code="invalid_json")
-    return data
 
 
 def _path(messages: Any) -> tuple[str, str]:
@@ -508,7 +482,7 @@ def accepts(schema: Schema) -> Callable[[BodyHandler[Any]], Handler]:
     def decorate(handler: BodyHandler[Any]) -> Handler:
         @functools.wraps(handler)
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await handler(request, load(schema, await read_json(request)))
+            return await handler(request, load(schema, await bodies.read_json(request)))
 
         setattr(handle, _REQUEST_SCHEMA, schema)
         return handle

@@ -1,0 +1,151 @@
+"""Request bodies, from the socket to a JSON object: read, inflated, decoded.
+
+aiohttp's HTTP parser is told not to inflate bodies (``auto_decompress=False`` in
+``app.runner_options``): it would do so on the event loop, for any client and without bound,
+before a middleware could look at the key. Here a body is read only once a handler asks for it
+(after the key check), and every step is bounded:
+
+* size: at most ``server.client_max_size`` bytes as sent and as inflated (413 at the point it
+  crosses; a larger ``Content-Length`` is refused before a byte is read);
+* event loop: inflation runs in the default executor, in steps of at most ``INFLATE_SLICE``
+  bytes (zlib releases the GIL while it inflates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from . import errors
+from .jsonutil import JSONDecodeError, loads
+from .typedefs import config_key
+
+_JSON_TYPES = ("application/json", "application/octet-stream", "")
+INFLATE_SLICE = 256 * 1024  # bytes in, and bytes out, of one step of inflation off the loop
+
+# zlib's window bits per content coding (RFC 9110, section 8.4.1): gzip's header and trailer;
+# deflate as the zlib format (RFC 1950), or raw deflate as some clients send it.
+_GZIP, _ZLIB, _RAW_DEFLATE = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
+_INFLATED = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _ZLIB}
+# The other codings of IANA's HTTP Content Coding Registry: compressed bodies that cannot be
+# read here (415). A token not registered at all (``Content-Encoding: utf-8`` is a common slip)
+# is ignored, as FastChat ignores the header, and the body read as it is.
+_UNSUPPORTED = frozenset({"br", "zstd", "compress", "x-compress", "pack200-gzip", "exi",
+                          "aes128gcm", "dcb", "dcz"})
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 4xx (413, 415, 400) naming what is wrong."""
+    return decode_json(await _read(request))
+
+
+async def _read(request: web.Request) -> bytes | bytearray:
+    """The body, received and inflated."""
+    _check_content_type(request.content_type)
+    coding = _coding(",".join(request.headers.getall("Content-Encoding", ())))
+    limit = request.app[config_key].server.client_max_size
+    try:
+        raw = await _receive(request, limit)
+    except web.RequestPayloadError as exc:  # e.g. the connection closed before its end
+        raise errors.invalid_request(f"The body cannot be read: {exc}", code="invalid_body") from None
+    return raw if coding is None else await _inflate(raw, coding, limit)
+
+
+def _check_content_type(ctype: str) -> None:
+    if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+        raise errors.APIError(
+            f"Content-Type must be application/json, not {ctype}",
+            status=415,
+            code="unsupported_media_type",
+        )
+
+
+def _coding(header: str) -> str | None:
+    """The one content coding to undo (``gzip``, ``x-gzip``, ``deflate``), None for a body
+    as it is, or a 415 naming a coding that cannot be undone here."""
+    tokens = (token.strip() for token in header.lower().split(","))
+    codings = [token for token in tokens if token in _INFLATED or token in _UNSUPPORTED]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in _INFLATED:
+        return codings[0]
+    raise errors.APIError(
+        f"Content-Encoding {header!r} is not supported: send the body as it is, or in gzip or "
+        "deflate.",
+        status=415, code="unsupported_content_encoding", headers={"Accept-Encoding": "gzip, deflate"},
+    )
+
+
+def _too_large(limit: int) -> errors.APIError:
+    return errors.APIError(f"The request body is larger than the {limit} bytes allowed.",
+                           status=413, code="request_too_large")
+
+
+async def _receive(request: web.Request, limit: int) -> bytearray:
+    """The body as sent, at most ``limit`` bytes; a larger declared length is refused before
+    the body is read."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if length is not None:  # one buffer, filled in place: no copy of the whole body
+        body = bytearray(length)
+        view, filled = memoryview(body), 0
+        async for chunk in request.content.iter_any():
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        return body
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        if len(body) + len(chunk) > limit:
+            raise _too_large(limit)
+        body += chunk
+    return body
+
+
+async def _inflate(data: bytearray, coding: str, limit: int) -> bytearray:
+    """``data`` inflated, at most ``limit`` bytes (413 at the point it crosses), or a 400 when
+    it is not in its coding. Each step off the loop takes at most ``INFLATE_SLICE`` bytes in
+    and gives at most as many out."""
+    wbits = _INFLATED[coding]
+    if wbits == _ZLIB and data and data[0] & 0x0F != zlib.DEFLATED:
+        wbits = _RAW_DEFLATE
+    inflater = zlib.decompressobj(wbits)
+    loop = asyncio.get_running_loop()
+    out, source, fed = bytearray(), memoryview(data), 0
+    pending: bytes | memoryview = b""
+    try:
+        while not inflater.eof:
+            if not pending:
+                pending, fed = source[fed:fed + INFLATE_SLICE], fed + INFLATE_SLICE
+            room = min(INFLATE_SLICE, limit + 1 - len(out))
+            piece = await loop.run_in_executor(None, inflater.decompress, pending, room)
+            if len(out) + len(piece) > limit:
+                raise _too_large(limit)
+            out += piece
+            pending = inflater.unconsumed_tail
+            if not piece and not pending and fed >= len(source):
+                raise zlib.error("the body ends before its compressed data does")
+    except zlib.error as exc:
+        raise _not_in_coding(coding, str(exc)) from None
+    if inflater.unused_data or fed < len(source):
+        raise _not_in_coding(coding, "bytes follow the end of the compressed data")
+    return out
+
+
+def _not_in_coding(coding: str, reason: str) -> errors.APIError:
+    return errors.invalid_request(f"The body is not in its Content-Encoding {coding}: {reason}",
+                                  code="invalid_body")
+
+
+def decode_json(body: bytes | bytearray) -> dict[str, Any]:
+    """A JSON object from a UTF-8 body, or a 400."""
+    try:
+        data = loads(body)
+    except JSONDecodeError as exc:
+        raise errors.invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise errors.invalid_request("The body must be a JSON object", code="invalid_json")
+    return data

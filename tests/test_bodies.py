@@ -1,0 +1,162 @@
+"""Request bodies on the wire (``fastchat_api.bodies``): compressed bodies inflated within
+bounds.
+
+Most tests write the HTTP bytes themselves on a socket to the test server, which runs with
+the runner options of production (``auto_decompress=False``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zlib
+
+import pytest
+
+
+KEY = "sk-bodies"
+KEYS = {"api_keys": [KEY]}
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
+CHAT_BYTES = json.dumps(CHAT).encode()
+ANSWER_TIMEOUT = 5  # seconds; a test fails rather than hangs when the server never answers
+
+
+def head(body_length: int | None = None, key: str | None = KEY, path: str = "/v1/chat/completions",
+         **headers: str) -> bytes:
+    """The request line and headers of a JSON POST (``Content_Encoding`` for ``Content-Encoding``)."""
+    lines = [f"POST {path} HTTP/1.1", "Host: gateway", "Content-Type: application/json"]
+    if key is not None:
+        lines.append(f"Authorization: Bearer {key}")
+    if body_length is not None:
+        lines.append(f"Content-Length: {body_length}")
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-cased names) and body of the next response on the connection."""
+    async with asyncio.timeout(ANSWER_TIMEOUT):
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")[:-2]
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+        body = await reader.readexactly(int(headers.get("content-length", 0)))
+    return int(status_line.split()[1]), headers, body
+
+
+class Raw:
+    """A connection to the test server on which the test writes the bytes itself."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    async def __aenter__(self) -> Raw:
+        self.reader, self.writer = await asyncio.open_connection(self.client.host, self.client.port)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.writer.close()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> tuple[int, dict[str, str], bytes]:
+        return await read_response(self.reader)
+
+
+async def exchange(client, data: bytes) -> tuple[int, dict[str, str], dict]:
+    """Send one request's bytes on a new connection; its status, headers and JSON body."""
+    async with Raw(client) as raw:
+        await raw.send(data)
+        status, headers, body = await raw.answer()
+    return status, headers, json.loads(body)
+
+
+def raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.fixture
+async def keyed(make_client):
+    return await make_client(auth=KEYS)
+
+
+# -- (1) Content-Encoding: inflated here, bounded, in the codings aiohttp took ------------------
+
+
+@pytest.mark.parametrize(("coding", "pack"), [
+    ("gzip", gzip.compress), ("x-gzip", gzip.compress), ("GZIP", gzip.compress),
+    ("deflate", zlib.compress), ("deflate", raw_deflate), ("identity", lambda data: data),
+    ("identity, gzip", gzip.compress),
+])
+async def test_gzip_and_deflate_bodies_are_inflated(keyed, coding, pack):
+    body = pack(CHAT_BYTES)
+    status, _, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert status == 200, answer
+    assert answer["object"] == "chat.completion"
+
+
+async def test_a_bomb_is_413_where_it_crosses_client_max_size_and_inflated_no_further(make_client, monkeypatch):
+    client = await make_client(auth=KEYS, server={"client_max_size": 1_000_000})
+    inflated = []
+    real = zlib.decompressobj
+
+    class Counting:
+        """zlib's inflater, counting what it gives out."""
+
+        def __init__(self, wbits: int) -> None:
+            self.inner = real(wbits)
+
+        def decompress(self, data, max_length=0):
+            piece = self.inner.decompress(data, max_length)
+            inflated.append(len(piece))
+            return piece
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    bomb = gzip.compress(bytes(100_000_000))  # 100 MB of zeros in 97 kB
+    status, headers, answer = await exchange(client, head(len(bomb), Content_Encoding="gzip") + bomb)
+    assert status == 413
+    assert answer["error"]["code"] == "request_too_large"
+    assert "1000000 bytes" in answer["error"]["message"]
+    assert 1_000_000 < sum(inflated) <= 1_000_001  # one byte past the limit, and not one more
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, gzip", "deflate, br"])
+async def test_a_coding_that_cannot_be_undone_is_415_naming_it(keyed, coding):
+    body = b"\x1f\x8b\x00garbage"
+    status, headers, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert status == 415
+    assert answer["error"]["code"] == "unsupported_content_encoding"
+    assert repr(coding) in answer["error"]["message"]
+    assert headers["accept-encoding"] == "gzip, deflate"
+
+
+async def test_an_unregistered_coding_is_ignored_as_fastchat_ignores_it(keyed):
+    """``Content-Encoding: utf-8`` (a charset where a coding belongs) on a plain body: FastChat
+    reads the body as it is, and so did aiohttp's parser."""
+    status, _, answer = await exchange(keyed, head(len(CHAT_BYTES), Content_Encoding="utf-8") + CHAT_BYTES)
+    assert status == 200, answer
+
+
+@pytest.mark.parametrize(("coding", "body", "reason"), [
+    ("gzip", gzip.compress(CHAT_BYTES)[:-12], "ends before"),
+    ("gzip", gzip.compress(CHAT_BYTES) + b"tail", "bytes follow"),
+    ("deflate", b"\x78\x9c" + b"\xff" * 20, "invalid"),
+    ("gzip", b"", "ends before"),
+])
+async def test_a_body_not_in_its_coding_is_400_invalid_body(keyed, coding, body, reason):
+    status, _, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert status == 400
+    assert answer["error"]["code"] == "invalid_body"
+    assert reason in answer["error"]["message"]
+
+
+async def test_a_chunked_gzip_body_is_inflated(keyed):
+    body = gzip.compress(CHAT_BYTES)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
+    status, _, answer = await exchange(keyed, head(Transfer_Encoding="chunked", Content_Encoding="gzip") + chunks)
+    assert status == 200, answer
