@@ -14,6 +14,7 @@ before a middleware could look at the key. Here a body is read only once a handl
 from __future__ import annotations
 
 import asyncio
+import json
 import zlib
 from typing import Any, AsyncIterator
 
@@ -141,9 +142,23 @@ def _not_in_coding(coding: str, reason: str) -> errors.APIError:
 
 
 def decode_json(body: bytes | bytearray) -> dict[str, Any]:
-    """A JSON object from a UTF-8 body, or a 400."""
+    """A JSON object from a body in UTF-8, with or without a byte-order mark, or (as FastChat's
+    ``json.loads`` takes them) in UTF-16 or UTF-32, told by a BOM or the pattern of zero
+    bytes in the first four (RFC 4627, section 3); a 400 otherwise."""
+    encoding = json.detect_encoding(body)
     try:
-        data = loads(body)
+        if encoding == "utf-8":
+            data = loads(body)
+        elif encoding == "utf-8-sig":
+            data = loads(memoryview(body)[3:])
+        else:
+            data = loads(str(body, encoding))
+    except UnicodeDecodeError as exc:
+        raise errors.invalid_request(
+            f"The body looks like {encoding.upper()} JSON (from its first bytes) but is not valid "
+            f"{encoding.upper()}: {exc.reason} at byte {exc.start}. Send it in UTF-8.",
+            code="invalid_json",
+        ) from None
     except JSONDecodeError as exc:
         raise errors.invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):

@@ -1,5 +1,5 @@
 """Request bodies on the wire (``fastchat_api.bodies``): compressed bodies inflated within
-bounds.
+bounds and JSON in UTF-8 with a BOM, UTF-16 or UTF-32.
 
 Most tests write the HTTP bytes themselves on a socket to the test server, which runs with
 the runner options of production (``auto_decompress=False``).
@@ -160,3 +160,30 @@ async def test_a_chunked_gzip_body_is_inflated(keyed):
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
     status, _, answer = await exchange(keyed, head(Transfer_Encoding="chunked", Content_Encoding="gzip") + chunks)
     assert status == 200, answer
+
+
+# -- (12) JSON in UTF-8 with a BOM, UTF-16 and UTF-32 --------------------------------------------
+
+TEXT = json.dumps(CHAT | {"messages": [{"role": "user", "content": "Grüße 👋"}]})
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
+                                      "utf-32-le", "utf-32-be"])
+async def test_a_bom_or_utf16_or_utf32_body_is_read_as_fastchat_reads_it(keyed, fake, encoding):
+    body = TEXT.encode(encoding)
+    status, _, answer = await exchange(keyed, head(len(body)) + body)
+    assert status == 200, answer
+    assert "Grüße 👋" in fake.sent("/worker_generate")[-1]["prompt"]
+
+
+@pytest.mark.parametrize(("body", "named"), [
+    ("{}".encode("utf-16-le") + b"\x00", "UTF-16-LE"),  # an odd number of bytes
+    (b"\xff\xfe" + "{\ud800}".encode("utf-16-le", "surrogatepass"), "UTF-16"),  # a lone surrogate
+    ('{"a": 1}'.encode("utf-32-be")[:-1], "UTF-32-BE"),
+])
+async def test_a_body_not_valid_in_the_encoding_it_looks_like_is_400_naming_it(keyed, body, named):
+    status, _, answer = await exchange(keyed, head(len(body)) + body)
+    assert status == 400
+    assert answer["error"]["code"] == "invalid_json"
+    assert f"looks like {named} JSON" in answer["error"]["message"]
+    assert "Send it in UTF-8" in answer["error"]["message"]
