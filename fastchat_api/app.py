@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import accesslog
+from . import accesslog, bodies
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
 from .metrics import metrics_middleware
@@ -45,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(bodies.close_unless_read)
     app.on_startup.append(build_on_startup)
     setup_routes(app, config.cors)
     return app

@@ -9,6 +9,10 @@ before a middleware could look at the key. Here a body is read only once a handl
   crosses; a larger ``Content-Length`` is refused before a byte is read);
 * event loop: inflation runs in the default executor, in steps of at most ``INFLATE_SLICE``
   bytes (zlib releases the GIL while it inflates).
+
+``100 Continue`` is sent when the body is first read, so that a request refused before (no key,
+a body too large) is answered at once and its body never sent; and an answer that goes out
+before its request's body has all arrived closes the connection (RFC 9110, section 10.1.1).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from typing import Any, AsyncIterator
+from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from . import errors
 from .jsonutil import JSONDecodeError, loads
@@ -36,10 +40,11 @@ _INFLATED = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _ZLIB}
 # is ignored, as FastChat ignores the header, and the body read as it is.
 _UNSUPPORTED = frozenset({"br", "zstd", "compress", "x-compress", "pack200-gzip", "exi",
                           "aes128gcm", "dcb", "dcz"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 4xx (413, 415, 400) naming what is wrong."""
+    """The body as a JSON object, or a 4xx (413, 415, 417, 400) naming what is wrong."""
     return decode_json(await _read(request))
 
 
@@ -87,10 +92,11 @@ def _too_large(limit: int) -> errors.APIError:
 
 async def _receive(request: web.Request, limit: int) -> bytearray:
     """The body as sent, at most ``limit`` bytes; a larger declared length is refused before
-    the body is read."""
+    the body is read (and before ``100 Continue``)."""
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
+    _send_continue(request)
     if length is not None:  # one buffer, filled in place: no copy of the whole body
         body = bytearray(length)
         view, filled = memoryview(body), 0
@@ -104,6 +110,24 @@ async def _receive(request: web.Request, limit: int) -> bytearray:
             raise _too_large(limit)
         body += chunk
     return body
+
+
+def _send_continue(request: web.Request) -> None:
+    """``100 Continue`` for a client that waits for it (HTTP/1.1 ``Expect: 100-continue``);
+    another expectation is a 417."""
+    expect = request.headers.get("Expect")
+    if expect is None or request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise errors.APIError(f"Expect: {expect} cannot be met; only 100-continue can.",
+                              status=417, code="expectation_failed")
+    if request.transport is not None:
+        request.transport.write(_CONTINUE)
+
+
+async def defer_continue(request: web.Request) -> None:
+    """The ``expect_handler`` of every route: aiohttp's default sends ``100 Continue`` before
+    any middleware runs; this leaves it to the body reader (``_send_continue``)."""
 
 
 async def _inflate(data: bytearray, coding: str, limit: int) -> bytearray:
@@ -164,3 +188,12 @@ def decode_json(body: bytes | bytearray) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise errors.invalid_request("The body must be a JSON object", code="invalid_json")
     return data
+
+
+async def close_unless_read(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: an answer sent before its request's body has all arrived (a
+    refusal that did not read it) says ``Connection: close`` and closes, so that the client
+    does not send a body nobody reads, nor take the next request's bytes for its end."""
+    if not request.content.is_eof():
+        response.force_close()
+        response.headers["Connection"] = "close"  # the hook runs after aiohttp wrote its own

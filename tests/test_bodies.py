@@ -1,5 +1,6 @@
 """Request bodies on the wire (``fastchat_api.bodies``): compressed bodies inflated within
-bounds and JSON in UTF-8 with a BOM, UTF-16 or UTF-32.
+bounds, ``Expect: 100-continue`` answered after the key and size checks, and JSON in UTF-8 with
+a BOM, UTF-16 or UTF-32.
 
 Most tests write the HTTP bytes themselves on a socket to the test server, which runs with
 the runner options of production (``auto_decompress=False``).
@@ -160,6 +161,40 @@ async def test_a_chunked_gzip_body_is_inflated(keyed):
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
     status, _, answer = await exchange(keyed, head(Transfer_Encoding="chunked", Content_Encoding="gzip") + chunks)
     assert status == 200, answer
+
+
+# -- (9) Expect: 100-continue after the key and the size are checked --------------------------
+
+
+@pytest.mark.parametrize(("key", "length", "status", "code"), [
+    (None, 100, 401, "invalid_api_key"),
+    ("sk-wrong", 100, 401, "invalid_api_key"),
+    (KEY, 10**9, 413, "request_too_large"),
+])
+async def test_expect_100_continue_is_refused_at_once_without_the_body(keyed, key, length, status, code):
+    async with Raw(keyed) as raw:
+        await raw.send(head(length, key=key, Expect="100-continue"))
+        answer_status, headers, body = await raw.answer()  # the body is never sent
+    assert answer_status == status
+    assert json.loads(body)["error"]["code"] == code
+    assert headers["connection"] == "close"  # the unsent body is not waited for on this connection
+
+
+async def test_expect_100_continue_gets_100_once_the_key_is_good_then_the_answer(keyed):
+    async with Raw(keyed) as raw:
+        await raw.send(head(len(CHAT_BYTES), Expect="100-continue"))
+        assert (await raw.answer())[0] == 100
+        await raw.send(CHAT_BYTES)
+        status, headers, body = await raw.answer()
+    assert status == 200, body
+    assert headers.get("connection") != "close"
+
+
+async def test_an_unknown_expectation_is_417_in_the_error_format(keyed):
+    status, _, answer = await exchange(keyed, head(len(CHAT_BYTES), Expect="teapot") + CHAT_BYTES)
+    assert status == 417
+    assert answer["error"]["code"] == "expectation_failed"
+    assert "teapot" in answer["error"]["message"]
 
 
 # -- (12) JSON in UTF-8 with a BOM, UTF-16 and UTF-32 --------------------------------------------
