@@ -7,6 +7,7 @@ before a middleware could look at the key. Here a body is read only once a handl
 
 * size: at most ``server.client_max_size`` bytes as sent and as inflated (413 at the point it
   crosses; a larger ``Content-Length`` is refused before a byte is read);
+* time: ``server.body_read_timeout`` seconds to receive (and inflate) it all (408);
 * event loop: inflation runs in the default executor, in steps of at most ``INFLATE_SLICE``
   bytes (zlib releases the GIL while it inflates).
 
@@ -44,20 +45,26 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 4xx (413, 415, 417, 400) naming what is wrong."""
+    """The body as a JSON object, or a 4xx (408, 413, 415, 417, 400) naming what is wrong."""
     return decode_json(await _read(request))
 
 
 async def _read(request: web.Request) -> bytes | bytearray:
-    """The body, received and inflated."""
+    """The body, received and inflated within ``server.body_read_timeout``."""
     _check_content_type(request.content_type)
     coding = _coding(",".join(request.headers.getall("Content-Encoding", ())))
-    limit = request.app[config_key].server.client_max_size
+    server = request.app[config_key].server
     try:
-        raw = await _receive(request, limit)
+        async with asyncio.timeout(server.body_read_timeout):
+            raw = await _receive(request, server.client_max_size)
+            return raw if coding is None else await _inflate(raw, coding, server.client_max_size)
+    except TimeoutError:
+        raise errors.APIError(
+            f"The request body did not arrive within {server.body_read_timeout:g} s.",
+            status=408, code="request_timeout",
+        ) from None
     except web.RequestPayloadError as exc:  # e.g. the connection closed before its end
         raise errors.invalid_request(f"The body cannot be read: {exc}", code="invalid_body") from None
-    return raw if coding is None else await _inflate(raw, coding, limit)
 
 
 def _check_content_type(ctype: str) -> None:

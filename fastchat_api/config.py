@@ -103,6 +103,7 @@ class ServerConfig:
     port: int = _setting(8000, _strict_int(_PORT))
     ssl: bool = _setting(False, fields.Boolean())
     client_max_size: int = _setting(16 * 1024 * 1024, _strict_int(_POSITIVE))
+    body_read_timeout: float = _setting(30.0, fields.Float(validate=_POSITIVE))
     shutdown_timeout: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
     keepalive_timeout: float = _setting(75.0, fields.Float(validate=_POSITIVE))
     uvloop: bool = _setting(True, fields.Boolean())

@@ -1,6 +1,6 @@
 """Request bodies on the wire (``fastchat_api.bodies``): compressed bodies inflated within
-bounds, ``Expect: 100-continue`` answered after the key and size checks, and JSON in UTF-8 with
-a BOM, UTF-16 or UTF-32.
+bounds, ``Expect: 100-continue`` answered after the key and size checks, slow bodies timed out,
+and JSON in UTF-8 with a BOM, UTF-16 or UTF-32.
 
 Most tests write the HTTP bytes themselves on a socket to the test server, which runs with
 the runner options of production (``auto_decompress=False``).
@@ -195,6 +195,37 @@ async def test_an_unknown_expectation_is_417_in_the_error_format(keyed):
     assert status == 417
     assert answer["error"]["code"] == "expectation_failed"
     assert "teapot" in answer["error"]["message"]
+
+
+# -- (8) the body read timeout ------------------------------------------------------------------
+
+
+async def test_a_body_that_never_comes_is_408_and_the_connection_closes(make_client):
+    client = await make_client(auth=KEYS, server={"body_read_timeout": 0.3})
+    async with Raw(client) as raw:
+        await raw.send(head(len(CHAT_BYTES)) + CHAT_BYTES[:5])
+        status, headers, body = await raw.answer()
+    assert status == 408
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert headers["connection"] == "close"
+
+
+async def test_a_body_trickling_a_byte_at_a_time_is_408_too(make_client):
+    client = await make_client(auth=KEYS, server={"body_read_timeout": 0.5})
+    async with Raw(client) as raw:
+        await raw.send(head(len(CHAT_BYTES)))
+
+        async def trickle() -> None:
+            for byte in CHAT_BYTES:
+                await raw.send(bytes([byte]))
+                await asyncio.sleep(0.05)
+
+        sender = asyncio.create_task(trickle())
+        try:
+            status, _, body = await raw.answer()
+        finally:
+            sender.cancel()
+    assert status == 408, body
 
 
 # -- (12) JSON in UTF-8 with a BOM, UTF-16 and UTF-32 --------------------------------------------
