@@ -17,7 +17,7 @@ from .openapi import build_on_startup
 from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
 from .shutdown import Draining, drain_on_shutdown
-from .typedefs import config_key, draining_key, keys_key, upstream_key
+from .typedefs import body_budget_key, config_key, draining_key, keys_key, upstream_key
 from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
@@ -41,6 +41,7 @@ def create_app(config: Config) -> web.Application:
     app[config_key] = config
     app[keys_key] = KeyStore(config.auth)
     app[draining_key] = Draining()
+    app[body_budget_key] = bodies.BodyBudget(config.server.max_body_memory)
     app.on_shutdown.append(drain_on_shutdown)
     app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(reload_on_sighup)

@@ -8,6 +8,8 @@ before a middleware could look at the key. Here a body is read only once a handl
 * size: at most ``server.client_max_size`` bytes as sent and as inflated (413 at the point it
   crosses; a larger ``Content-Length`` is refused before a byte is read);
 * time: ``server.body_read_timeout`` seconds to receive (and inflate) it all (408);
+* memory: the bytes of the bodies of all requests being answered, compressed and inflated, at
+  most ``server.max_body_memory`` across the process (503 with ``Retry-After``);
 * event loop: inflation runs in the default executor, in steps of at most ``INFLATE_SLICE``
   bytes (zlib releases the GIL while it inflates).
 
@@ -19,15 +21,16 @@ before its request's body has all arrived closes the connection (RFC 9110, secti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import zlib
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import HttpVersion11, web
 
 from . import errors
 from .jsonutil import JSONDecodeError, loads
-from .typedefs import config_key
+from .typedefs import body_budget_key, config_key
 
 _JSON_TYPES = ("application/json", "application/octet-stream", "")
 INFLATE_SLICE = 256 * 1024  # bytes in, and bytes out, of one step of inflation off the loop
@@ -44,20 +47,69 @@ _UNSUPPORTED = frozenset({"br", "zstd", "compress", "x-compress", "pack200-gzip"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 4xx (408, 413, 415, 417, 400) naming what is wrong."""
-    return decode_json(await _read(request))
+class BodyBudget:
+    """The bytes of request bodies held across the process, against ``server.max_body_memory``.
+
+    Held in the app under ``body_budget_key``; a request takes from it while its body arrives
+    and is inflated, and gives everything back when it has been answered.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes, or a 503 with ``Retry-After`` when they do not fit now."""
+        if self.held + size > self.limit:
+            raise errors.unavailable(
+                "The server is receiving too many large request bodies at once; send it again "
+                "shortly.", code="server_busy", fastchat_code=errors.ErrorCode.ENGINE_OVERLOADED,
+            )
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        """Count ``size`` bytes fewer."""
+        self.held -= size
 
 
-async def _read(request: web.Request) -> bytes | bytearray:
+class _Share:
+    """One request's part of the budget: what it took, all given back at once."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        self.budget.take(size)
+        self.size += size
+
+    def give_back(self, size: int) -> None:
+        self.budget.give_back(size)
+        self.size -= size
+
+
+@contextlib.asynccontextmanager
+async def json_body(request: web.Request) -> AsyncIterator[dict[str, Any]]:
+    """The body as a JSON object, or a 4xx (408, 413, 415, 417, 400) or 503 naming what is
+    wrong; its bytes count against the process's budget until the block ends."""
+    share = _Share(request.app[body_budget_key])
+    try:
+        yield decode_json(await _read(request, share))
+    finally:
+        share.give_back(share.size)
+
+
+async def _read(request: web.Request, share: _Share) -> bytes | bytearray:
     """The body, received and inflated within ``server.body_read_timeout``."""
     _check_content_type(request.content_type)
     coding = _coding(",".join(request.headers.getall("Content-Encoding", ())))
     server = request.app[config_key].server
     try:
         async with asyncio.timeout(server.body_read_timeout):
-            raw = await _receive(request, server.client_max_size)
-            return raw if coding is None else await _inflate(raw, coding, server.client_max_size)
+            raw = await _receive(request, server.client_max_size, share)
+            if coding is None:
+                return raw
+            inflated = await _inflate(raw, coding, server.client_max_size, share)
     except TimeoutError:
         raise errors.APIError(
             f"The request body did not arrive within {server.body_read_timeout:g} s.",
@@ -65,6 +117,8 @@ async def _read(request: web.Request) -> bytes | bytearray:
         ) from None
     except web.RequestPayloadError as exc:  # e.g. the connection closed before its end
         raise errors.invalid_request(f"The body cannot be read: {exc}", code="invalid_body") from None
+    share.give_back(len(raw))  # the compressed bytes are gone once inflated
+    return inflated
 
 
 def _check_content_type(ctype: str) -> None:
@@ -97,12 +151,14 @@ def _too_large(limit: int) -> errors.APIError:
                            status=413, code="request_too_large")
 
 
-async def _receive(request: web.Request, limit: int) -> bytearray:
-    """The body as sent, at most ``limit`` bytes; a larger declared length is refused before
-    the body is read (and before ``100 Continue``)."""
+async def _receive(request: web.Request, limit: int, share: _Share) -> bytearray:
+    """The body as sent, at most ``limit`` bytes; counted before it is read when its length
+    is declared, so that a refusal comes before the body (and before ``100 Continue``)."""
     length = request.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit)
+    if length is not None:
+        if length > limit:
+            raise _too_large(limit)
+        share.take(length)
     _send_continue(request)
     if length is not None:  # one buffer, filled in place: no copy of the whole body
         body = bytearray(length)
@@ -115,6 +171,7 @@ async def _receive(request: web.Request, limit: int) -> bytearray:
     async for chunk in request.content.iter_any():
         if len(body) + len(chunk) > limit:
             raise _too_large(limit)
+        share.take(len(chunk))
         body += chunk
     return body
 
@@ -137,7 +194,7 @@ async def defer_continue(request: web.Request) -> None:
     any middleware runs; this leaves it to the body reader (``_send_continue``)."""
 
 
-async def _inflate(data: bytearray, coding: str, limit: int) -> bytearray:
+async def _inflate(data: bytearray, coding: str, limit: int, share: _Share) -> bytearray:
     """``data`` inflated, at most ``limit`` bytes (413 at the point it crosses), or a 400 when
     it is not in its coding. Each step off the loop takes at most ``INFLATE_SLICE`` bytes in
     and gives at most as many out."""
@@ -156,6 +213,7 @@ async def _inflate(data: bytearray, coding: str, limit: int) -> bytearray:
             piece = await loop.run_in_executor(None, inflater.decompress, pending, room)
             if len(out) + len(piece) > limit:
                 raise _too_large(limit)
+            share.take(len(piece))
             out += piece
             pending = inflater.unconsumed_tail
             if not piece and not pending and fed >= len(source):

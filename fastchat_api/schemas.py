@@ -476,13 +476,15 @@ _REQUEST_SCHEMA = "__request_schema__"
 
 def accepts(schema: Schema) -> Callable[[BodyHandler[Any]], Handler]:
     """Route metadata, declared: the handler is called with the body ``schema`` loaded (a 4xx
-    naming the field otherwise), and ``/openapi.json`` documents ``schema`` as the route's
-    request body. Put it under the route decorator."""
+    naming the field otherwise; ``bodies.json_body`` counts the body's bytes until the handler
+    returns), and ``/openapi.json`` documents ``schema`` as the route's request body. Put it
+    under the route decorator."""
 
     def decorate(handler: BodyHandler[Any]) -> Handler:
         @functools.wraps(handler)
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await handler(request, load(schema, await bodies.read_json(request)))
+            async with bodies.json_body(request) as body:
+                return await handler(request, load(schema, body))
 
         setattr(handle, _REQUEST_SCHEMA, schema)
         return handle

@@ -1,6 +1,6 @@
 """Request bodies on the wire (``fastchat_api.bodies``): compressed bodies inflated within
 bounds, ``Expect: 100-continue`` answered after the key and size checks, slow bodies timed out,
-and JSON in UTF-8 with a BOM, UTF-16 or UTF-32.
+the process's budget of body bytes, and JSON in UTF-8 with a BOM, UTF-16 or UTF-32.
 
 Most tests write the HTTP bytes themselves on a socket to the test server, which runs with
 the runner options of production (``auto_decompress=False``).
@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import tracemalloc
 import zlib
 
 import pytest
 
+from fastchat_api import schemas
+from fastchat_api.config import ConfigError, build_config
+from fastchat_api.typedefs import body_budget_key
 
 KEY = "sk-bodies"
 KEYS = {"api_keys": [KEY]}
@@ -226,6 +230,89 @@ async def test_a_body_trickling_a_byte_at_a_time_is_408_too(make_client):
         finally:
             sender.cancel()
     assert status == 408, body
+
+
+# -- (7) the bytes of bodies held at once --------------------------------------------------------
+
+
+def padded_chat(size: int) -> bytes:
+    """A valid chat body of exactly ``size`` bytes."""
+    body = json.dumps(CHAT | {"messages": "x"}).encode()
+    return body.replace(b'"x"', b'"' + b"x" * (size - len(body) + 1) + b'"')
+
+
+async def held(client) -> int:
+    """The budget's count once the server has had a moment to take or give back."""
+    await asyncio.sleep(0.05)
+    return client.server.app[body_budget_key].held
+
+
+async def test_bodies_past_the_budget_are_503_with_retry_after_until_room_is_given_back(make_client):
+    client = await make_client(auth=KEYS, server={"client_max_size": 60_000, "max_body_memory": 90_000})
+    body = padded_chat(50_000)
+    async with Raw(client) as first, Raw(client) as second:
+        await first.send(head(len(body)) + body[:100])
+        assert await held(client) == 50_000
+        # The second's declared length does not fit: refused before its body (and any 100).
+        await second.send(head(len(body), Expect="100-continue"))
+        status, headers, answer = await second.answer()
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(answer)["error"]["code"] == "server_busy"
+        # Inflated bytes count as they come out: a small gzip body that inflates past it.
+        async with Raw(client) as third:
+            packed = gzip.compress(body)
+            await third.send(head(len(packed), Content_Encoding="gzip") + packed)
+            assert (await third.answer())[0] == 503
+        await first.send(body[100:])
+        assert (await first.answer())[0] == 200
+    assert await held(client) == 0
+    status, _, answer = await exchange(client, head(len(body)) + body)
+    assert status == 200, answer
+
+
+def test_the_budget_must_hold_one_largest_body():
+    with pytest.raises(ConfigError, match="server.max_body_memory: Must be at least server.client_max_size"):
+        build_config({"server": {"client_max_size": 1000, "max_body_memory": 999}})
+
+
+async def test_every_byte_taken_is_given_back_however_the_request_ends(make_client):
+    client = await make_client(auth=KEYS, server={"client_max_size": 10_000, "body_read_timeout": 0.3})
+    bomb = gzip.compress(bytes(100_000))
+    for data in (
+        head(len(CHAT_BYTES)) + CHAT_BYTES,  # answered
+        head(len(bomb), Content_Encoding="gzip") + bomb,  # 413 while inflating
+        head(4) + b"{no}",  # 400
+        head(len(CHAT_BYTES)) + CHAT_BYTES[:5],  # 408
+    ):
+        await exchange(client, data)
+    async with Raw(client) as gone:  # a client that hangs up halfway
+        await gone.send(head(len(CHAT_BYTES)) + CHAT_BYTES[:5])
+        assert await held(client) == len(CHAT_BYTES)
+    assert await held(client) == 0
+
+
+async def test_a_body_is_held_once_while_its_request_is_handled(keyed, monkeypatch):
+    """Once parsed, the bytes as received are gone: a request holds its body once (as parsed
+    objects), not also as the bytes aiohttp's ``request.read()`` used to keep."""
+    at_validation = []
+    load = schemas.load
+
+    def measuring_load(schema, data):
+        at_validation.append(tracemalloc.get_traced_memory()[0])
+        return load(schema, data)
+
+    monkeypatch.setattr(schemas, "load", measuring_load)
+    body = padded_chat(8_000_000).replace(b"fake-model", b"gone-model")  # answered after validation
+    async with Raw(keyed) as raw:
+        tracemalloc.start()
+        try:
+            await raw.send(head(len(body)) + body)
+            del body
+            status, _, _ = await raw.answer()
+        finally:
+            tracemalloc.stop()
+    assert status == 404
+    assert at_validation[0] < 1.3 * 8_000_000
 
 
 # -- (12) JSON in UTF-8 with a BOM, UTF-16 and UTF-32 --------------------------------------------
