@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import accesslog
+from . import accesslog, bodies
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
 from .metrics import metrics_middleware
@@ -17,7 +17,7 @@ from .openapi import build_on_startup
 from .middlewares import add_ignored_header, add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
 from .shutdown import Draining, drain_on_shutdown
-from .typedefs import config_key, draining_key, keys_key, upstream_key
+from .typedefs import body_budget_key, config_key, draining_key, keys_key, upstream_key
 from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
@@ -41,11 +41,13 @@ def create_app(config: Config) -> web.Application:
     app[config_key] = config
     app[keys_key] = KeyStore(config.auth)
     app[draining_key] = Draining()
+    app[body_budget_key] = bodies.BodyBudget(config.server.max_body_memory)
     app.on_shutdown.append(drain_on_shutdown)
     app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_ignored_header)
+    app.on_response_prepare.append(bodies.close_unless_read)
     app.on_startup.append(build_on_startup)
     setup_routes(app, config.cors)
     return app
@@ -76,10 +78,12 @@ def runner_options(config: Config) -> dict[str, Any]:
     """Server settings shared by ``python -m fastchat_api`` and gunicorn.
 
     Handlers are cancelled when their client disconnects, so that the upstream request is
-    closed and the worker stops generating for nobody.
+    closed and the worker stops generating for nobody. aiohttp's HTTP parser leaves bodies as
+    sent: ``bodies`` inflates them, bounded and off the event loop, once the key is checked.
     """
     return {
         "handler_cancellation": True,
+        "auto_decompress": False,
         "shutdown_timeout": config.server.shutdown_timeout,
         "keepalive_timeout": config.server.keepalive_timeout,
         **accesslog.runner_options(config.logging.access_format),

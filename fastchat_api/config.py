@@ -113,9 +113,15 @@ class ServerConfig:
     port: int = _setting(8000, _strict_int(_PORT))
     ssl: bool = _setting(False, fields.Boolean())
     client_max_size: int = _setting(16 * 1024 * 1024, _strict_int(_POSITIVE))
+    max_body_memory: int = _setting(256 * 1024 * 1024, _strict_int(_POSITIVE))
+    body_read_timeout: float = _setting(30.0, fields.Float(validate=_POSITIVE))
     shutdown_timeout: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
     keepalive_timeout: float = _setting(75.0, fields.Float(validate=_POSITIVE))
     uvloop: bool = _setting(True, fields.Boolean())
+
+    def __post_init__(self) -> None:
+        if self.max_body_memory < self.client_max_size:  # one largest body must fit
+            raise ValidationError("Must be at least server.client_max_size.", "max_body_memory")
 
 
 @dataclass(frozen=True, slots=True)

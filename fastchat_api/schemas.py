@@ -26,15 +26,12 @@ from marshmallow import (
 )
 from marshmallow.experimental.context import Context
 
-from . import errors, metrics, protocol
+from . import bodies, errors, metrics, protocol
 from .coercion import NotCoercible, to_bool, to_float, to_int, to_str
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
 from .fastchat_rules import RANGES
-from .jsonutil import JSONDecodeError, loads
 from .record import record_of
 from .typedefs import config_key
-
-_JSON_TYPES = ("application/json", "application/octet-stream", "")
 
 # What one request may ask for. Past these a request costs the workers or this process far more
 # than any client plausibly needs; where OpenAI sets a limit, it is OpenAI's.
@@ -72,29 +69,6 @@ _check_stops = _AtMost(MAX_STOPS, "stop strings")
 
 _NAME_SCHEMA = {"type": "string", "maxLength": MAX_NAME}
 _TEXT_SCHEMA = {"type": "string", "maxLength": MAX_TEXT}
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 4xx naming what is wrong with it."""
-    ctype = request.content_type
-    if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-        raise errors.APIError(
-            f"Content-Type must be application/json, not {ctype}",
-            status=415,
-            code="unsupported_media_type",
-        )
-    try:
-        body = await request.read()
-    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding the body is not in
-        raise errors.invalid_request(f"The body cannot be read: {exc.__cause__ or exc}",
-                                     code="invalid_body") from None
-    try:
-        data = loads(body)
-    except JSONDecodeError as exc:
-        raise errors.invalid_request(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise errors.invalid_request("The body must be a JSON object", code="invalid_json")
-    return data
 
 
 def _path(messages: Any) -> tuple[str, str]:
@@ -721,18 +695,19 @@ def _note_ignored(request: web.Request, names: list[str]) -> None:
 def accepts(schema: Schema) -> Callable[[BodyHandler[Any]], Handler]:
     """Route metadata, declared: the handler is called with the body ``schema`` loaded in the
     app's mode (``compat.strict``; a 4xx naming the fields otherwise), the ignored fields
-    noted, and ``/openapi.json`` documents ``schema`` as the route's request body. Put it under
-    the route decorator."""
+    noted, and ``/openapi.json`` documents ``schema`` as the route's request body
+    (``bodies.json_body`` counts the body's bytes until the handler returns). Put it under the
+    route decorator."""
 
     def decorate(handler: BodyHandler[Any]) -> Handler:
         @functools.wraps(handler)
         async def handle(request: web.Request) -> web.StreamResponse:
-            data = await read_json(request)
-            body = load(schema, data, strict=request.app[config_key].compat.strict)
-            ignored = ignored_fields(schema, data)
-            if ignored:
-                _note_ignored(request, ignored)
-            return await handler(request, body)
+            async with bodies.json_body(request) as data:
+                body = load(schema, data, strict=request.app[config_key].compat.strict)
+                ignored = ignored_fields(schema, data)
+                if ignored:
+                    _note_ignored(request, ignored)
+                return await handler(request, body)
 
         setattr(handle, _REQUEST_SCHEMA, schema)
         return handle

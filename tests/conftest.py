@@ -13,7 +13,7 @@ from hypothesis import settings
 
 import fastchat_api.app
 from devstack.standin import StandIn
-from fastchat_api.app import create_app
+from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
 from fastchat_api.upstream import Upstream
 
@@ -42,13 +42,16 @@ async def fake(aiohttp_server) -> StandIn:
 
 
 @pytest.fixture
-def make_client(aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
-    """The gateway in front of ``fake``, with config sections overridden per test."""
+def make_client(aiohttp_server, aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
+    """The gateway in front of ``fake``, with config sections overridden per test, served
+    with the runner options production uses (the test server always cancels handlers)."""
 
     async def make(**sections: dict[str, Any]) -> TestClient:
         overrides = {"controller": {"address": fake.address, **sections.pop("controller", {})}}
         config = build_config(None, {**overrides, **sections})
-        return await aiohttp_client(create_app(config))
+        options = runner_options(config)
+        del options["handler_cancellation"]
+        return await aiohttp_client(await aiohttp_server(create_app(config), **options))
 
     return make
 

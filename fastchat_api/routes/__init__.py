@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp_cors
 from aiohttp import web
 
+from ..bodies import defer_continue
 from ..config import CorsConfig
 from ..middlewares import IGNORED_HEADER, REQUEST_ID_HEADER
 from . import api_v1, chat, completions, docs, embeddings, health, metrics, models
@@ -26,12 +27,18 @@ def slash_form(path: str) -> bool:
     return path != "/" and path.endswith("/")
 
 
-def _slash_forms(table: web.RouteTableDef) -> list[web.RouteDef]:
-    return [
-        web.RouteDef(route.method, route.path + "/", route.handler, route.kwargs)
-        for route in table
-        if isinstance(route, web.RouteDef) and not slash_form(route.path)
-    ]
+def _served_as(table: web.RouteTableDef) -> list[web.RouteDef]:
+    """Each route of ``table`` as it is served: its trailing-slash form first, then itself,
+    both with ``bodies.defer_continue`` as the ``Expect`` handler (the tables hold only
+    ``RouteDef``s)."""
+    served = []
+    for route in table:
+        assert isinstance(route, web.RouteDef)
+        kwargs = {"expect_handler": defer_continue, **route.kwargs}
+        if not slash_form(route.path):
+            served.append(web.RouteDef(route.method, route.path + "/", route.handler, kwargs))
+        served.append(web.RouteDef(route.method, route.path, route.handler, kwargs))
+    return served
 
 
 def setup_routes(app: web.Application, cors: CorsConfig) -> None:
@@ -45,8 +52,7 @@ def setup_routes(app: web.Application, cors: CorsConfig) -> None:
     ``{model:.+}`` leaves the slash to them.
     """
     for table in ROUTE_TABLES:
-        app.add_routes(_slash_forms(table))
-        app.add_routes(table)
+        app.add_routes(_served_as(table))
     options = aiohttp_cors.ResourceOptions(
         allow_credentials=cors.allow_credentials,
         allow_headers=_option(cors.allowed_headers),
