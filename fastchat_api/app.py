@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import accesslog
+from . import accesslog, errors
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
 from .metrics import metrics_middleware
@@ -32,6 +33,23 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         await upstream.close()
 
 
+async def warm_model_list(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: fetch the controller's model list as the server starts, without holding
+    the start-up back. The first requests find the list ready, and a controller that cannot be
+    reached is said at once, by the one WARNING line the cache logs for a failed fetch (not at
+    the first request, nor never)."""
+    task = asyncio.create_task(_fetch_model_list(app[upstream_key]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _fetch_model_list(upstream: Upstream) -> None:
+    with contextlib.suppress(errors.APIError):  # logged by the cache; requests get the 503
+        await upstream.catalog.models()
+
+
 def create_app(config: Config) -> web.Application:
     """A ready application: middlewares, routes with CORS, and the upstream session."""
     app = web.Application(
@@ -43,6 +61,7 @@ def create_app(config: Config) -> web.Application:
     app[draining_key] = Draining()
     app.on_shutdown.append(drain_on_shutdown)
     app.cleanup_ctx.append(upstream_ctx)
+    app.cleanup_ctx.append(warm_model_list)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     app.on_startup.append(build_on_startup)

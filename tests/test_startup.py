@@ -4,6 +4,7 @@ be reached is said at once without holding the start-up back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from fastchat_api.config import ConfigError, load_config
+
+from .processes import gateway_process, until
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_TIMEOUT = 20  # a refused start-up exits in about a second; a started server never does
@@ -71,3 +74,46 @@ def test_the_file_is_checked_alone_then_with_the_flags(tmp_path):
     path.write_text("server:\n  port: 0\n")
     with pytest.raises(ConfigError, match=rf"^{path}: server.port: Must be greater"):
         load_config(path, {"server": {"port": 8304}})
+
+
+# -- the controller, checked as the server starts ----------------------------------------------
+
+
+def write_config(tmp_path: Path, controller: str) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"server:\n  host: 127.0.0.1\ncontroller:\n  address: {controller}\n")
+    return path
+
+
+async def test_a_controller_refusing_connections_is_one_warning_at_start_up(
+        tmp_path, unused_tcp_port_factory):
+    closed = f"http://127.0.0.1:{unused_tcp_port_factory()}"
+    async with gateway_process(write_config(tmp_path, closed), unused_tcp_port_factory()) as gateway:
+        await gateway.wait_until_serving()
+        line = await gateway.wait_for_line(r"\| WARNING \|")
+        assert f"The controller at {closed} cannot be reached" in line
+        assert len(gateway.matching(r"\| WARNING \|")) == 1
+
+
+async def test_a_silent_controller_does_not_hold_the_start_up_back(tmp_path, unused_tcp_port):
+    """The controller accepts and never answers (upstream.read_timeout: 100 s): /health is
+    served meanwhile, while the start-up's call to the controller waits."""
+    connections = []
+    silent = await asyncio.start_server(lambda _, writer: connections.append(writer), "127.0.0.1", 0)
+    address = "http://127.0.0.1:%d" % silent.sockets[0].getsockname()[1]
+    try:
+        async with gateway_process(write_config(tmp_path, address), unused_tcp_port) as gateway:
+            await gateway.wait_until_serving()
+            await until(lambda: connections, "the start-up's call to the controller")
+            assert not gateway.matching(r"\| WARNING \|")
+    finally:
+        for writer in connections:
+            writer.close()
+        silent.close()
+
+
+async def test_no_warning_when_the_controller_answers(fake, tmp_path, unused_tcp_port):
+    async with gateway_process(write_config(tmp_path, fake.address), unused_tcp_port) as gateway:
+        await gateway.wait_until_serving()
+        await until(lambda: fake.sent("/list_models"), "the start-up's call to the controller")
+    assert not gateway.matching(r"\| (WARNING|ERROR) \|")

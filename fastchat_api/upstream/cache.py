@@ -82,7 +82,8 @@ class Cached(Generic[T]):
     def _log_failure(self, task: asyncio.Task[T]) -> None:
         """Retrieve a background failure (callers that waited got it raised)."""
         if not task.cancelled() and task.exception() is not None:
-            log.warning("Refreshing %s failed: %s", self._name, task.exception())
+            verb = "Fetching" if self._at == float("-inf") else "Refreshing"
+            log.warning("%s %s failed: %s", verb, self._name, task.exception())
 
     def cancel(self) -> None:
         """Stop a refresh in flight (on shutdown)."""
