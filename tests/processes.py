@@ -27,6 +27,20 @@ async def until(condition: Callable[[], object], what: str, timeout: float = 10.
         await asyncio.sleep(0.05)
 
 
+async def wait_until_serving(url: str, proc: asyncio.subprocess.Process) -> None:
+    """Until ``GET /health`` answers 200 at ``url``; fails if ``proc`` exits first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert proc.returncode is None, "the gateway exited during start-up"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/health") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the gateway did not serve {url}/health within {START_TIMEOUT} s")
+
+
 class GatewayProcess:
     """A running gateway, with every line it wrote to stderr so far."""
 
@@ -51,16 +65,7 @@ class GatewayProcess:
         return self.matching(pattern)[0]
 
     async def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.proc.returncode is None, "the gateway exited:\n" + "\n".join(self.lines)
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/health") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError("the gateway did not serve /health in time:\n" + "\n".join(self.lines))
+        await wait_until_serving(self.url, self.proc)
 
     async def stop(self) -> int:
         if self.proc.returncode is None:
