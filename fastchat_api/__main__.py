@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from aiohttp import web
 
-from .app import create_app, new_event_loop, runner_options, setup_logging
+from .app import create_app, new_event_loop, runner_options, setup_process
 from .config import Config, ConfigError, load_config
 
 
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config)
+    setup_process(config)
     web.run_app(
         app,
         host=config.server.host,

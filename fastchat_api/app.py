@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any, AsyncIterator
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from . import accesslog, errors
 from .config import Config, load_config
@@ -90,6 +90,23 @@ def setup_logging(config: Config) -> None:
     accesslog.setup_access_log()
 
 
+def set_server_header(config: Config) -> None:
+    """The ``Server`` header of every answer this process writes: ``server.server_header``
+    instead of aiohttp's, which names the Python and aiohttp versions.
+
+    aiohttp adds its default to each response that lacks the header, from a module global read
+    as each response is written; setting that global (not a response hook) also reaches the
+    answers aiohttp's HTTP parser gives to requests it refuses, which no application sees.
+    """
+    setattr(web_response, "SERVER_SOFTWARE", config.server.server_header)  # a name aiohttp does not export
+
+
+def setup_process(config: Config) -> None:
+    """What both ways of serving (``python -m fastchat_api``, gunicorn) set once per process."""
+    setup_logging(config)
+    set_server_header(config)
+
+
 def runner_options(config: Config) -> dict[str, Any]:
     """Server settings shared by ``python -m fastchat_api`` and gunicorn.
 
@@ -111,5 +128,5 @@ async def app_factory() -> web.AppRunner:
     cancellation and our own timeouts; gunicorn's bind, workers and graceful timeout still apply.
     """
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    setup_logging(config)
+    setup_process(config)
     return web.AppRunner(create_app(config), **runner_options(config))

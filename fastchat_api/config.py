@@ -49,6 +49,9 @@ _NON_NEGATIVE = validate.Range(min=0)
 _PORT = validate.Range(min=1, max=65535)
 _NOT_EMPTY = validate.Length(min=1)
 _ENV_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Not an environment variable name.")
+# A header value that every HTTP writer and reader takes: visible ASCII, single inner spaces.
+_HEADER_VALUE = validate.Regexp(r"^[!-~]+( [!-~]+)*$",
+                                error="Not a header value: visible ASCII words and single spaces.")
 _FIELD = "marshmallow_field"
 T = TypeVar("T")
 
@@ -106,6 +109,7 @@ class ServerConfig:
     shutdown_timeout: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
     keepalive_timeout: float = _setting(75.0, fields.Float(validate=_POSITIVE))
     uvloop: bool = _setting(True, fields.Boolean())
+    server_header: str = _setting("fastchat_api", fields.String(validate=_HEADER_VALUE))
 
 
 @dataclass(frozen=True, slots=True)

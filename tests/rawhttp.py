@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ANSWER_TIMEOUT = 10.0
+# A request aiohttp's HTTP parser refuses before any application sees it (a 400 of its own).
+MALFORMED = b"GET /health HTTP/1.1\r\nHost: gateway\r\nContent-Length: abc\r\n\r\n"
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""gunicorn as an operator runs it (``config/gunicorn.conf.py``): workers exit without errors in
-the log, and the metrics directory the config file makes is gone however gunicorn exits."""
+"""gunicorn as an operator runs it (``config/gunicorn.conf.py``): the process-wide settings
+apply, workers exit without errors in the log, and the metrics directory the config file makes
+is gone however gunicorn exits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .processes import ROOT, wait_until_serving
+from .rawhttp import MALFORMED, exchange, request
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -39,6 +41,9 @@ async def test_workers_exit_without_errors_and_the_metrics_directory_goes(fake, 
     try:
         await wait_until_serving(f"http://{bind}", proc)
         assert [path.name for path in (tmp_path / "tmp").iterdir()] != []  # the metrics directory
+        host, port = bind.split(":")
+        for data in (request("GET", "/health"), MALFORMED):  # server.server_header applied
+            assert (await exchange(host, int(port), data)).values("Server") == ["fastchat_api"]
     finally:
         proc.send_signal(signal.SIGTERM)
         returncode = await asyncio.wait_for(proc.wait(), 30)
