@@ -13,6 +13,7 @@ from aiohttp import web, web_response
 from . import accesslog, errors
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
+from .logfilter import setup_malformed_request_log
 from .metrics import metrics_middleware
 from .openapi import build_on_startup
 from .middlewares import add_request_id_header, auth_middleware, error_middleware, request_id_middleware
@@ -83,11 +84,13 @@ def new_event_loop(config: Config) -> asyncio.AbstractEventLoop:
 
 
 def setup_logging(config: Config) -> None:
-    """Log lines as FastChat's: time, level, logger, message; access lines bare beside them."""
+    """Log lines as FastChat's: time, level, logger, message; access lines bare beside them;
+    malformed requests as one rate-limited WARNING line each (``logfilter``)."""
     logging.basicConfig(
         level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
     )
     accesslog.setup_access_log()
+    setup_malformed_request_log()
 
 
 def set_server_header(config: Config) -> None:
