@@ -76,11 +76,13 @@ class GatewayProcess:
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(config: Path, port: int, *args: str) -> AsyncIterator[GatewayProcess]:
-    """``python -m fastchat_api --config <config> --port <port>``, serving until the block ends."""
+async def gateway_process(config: Path, port: int, *args: str,
+                          env: dict[str, str] | None = None) -> AsyncIterator[GatewayProcess]:
+    """``python -m fastchat_api --config <config> --port <port>``, serving until the block ends,
+    with ``env`` added to the environment."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fastchat_api", "--config", str(config), "--port", str(port), *args,
-        env=os.environ | {"PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)} | (env or {}), cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     gateway = GatewayProcess(proc, port)

@@ -33,12 +33,13 @@ class RawAnswer:
         return json.loads(self.body)
 
 
-def request(method: str, path: str, headers: dict[str, str | bytes] | None = None,
+def request(method: str, path: str | bytes, headers: dict[str, str | bytes] | None = None,
             body: bytes = b"") -> bytes:
-    """One request with ``Connection: close`` (and ``Host`` unless given); header values given
-    as bytes are sent as they are."""
+    """One request with ``Connection: close`` (and ``Host`` unless given); a path or header
+    values given as bytes are sent as they are."""
     headers = {"Host": "gateway"} | (headers or {})
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Connection: close"]
+    target = path if isinstance(path, bytes) else path.encode()
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Connection: close"]
     for name, value in headers.items():
         lines.append(name.encode() + b": " + (value if isinstance(value, bytes) else value.encode()))
     if body:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
 
+from .processes import gateway_process
 from .rawhttp import exchange, request
 
 ODD = b"\xff\xfe\x80"
@@ -124,3 +125,17 @@ async def test_an_odd_user_agent_gets_its_access_line_with_the_bytes_escaped(gat
         fields = dict(pair.split("=", 1) for pair in shlex.split(line))
     assert fields["user_agent"] == "agent/\\xff\\xfe\\x80"
     assert fields["path"] == "/health"
+
+
+async def test_odd_bytes_in_a_path_are_quoted_in_the_error(fake, tmp_path, unused_tcp_port):
+    """aiohttp's pure-Python HTTP parser (``AIOHTTP_NO_EXTENSIONS``, or where its C parser is not
+    built) lets such bytes into the path, where the C parser refuses them: the 404 that quotes
+    the model name goes out all the same (orjson refuses the surrogates that stand for them)."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"server:\n  host: 127.0.0.1\ncontroller:\n  address: {fake.address}\n")
+    async with gateway_process(config, unused_tcp_port, env={"AIOHTTP_NO_EXTENSIONS": "1"}) as gateway:
+        await gateway.wait_until_serving()
+        answer = await exchange(gateway.host, gateway.port, request("GET", "/v1/models/a\xffb".encode("latin-1")))
+    assert_gateway_error(answer, 404, "model_not_found")
+    assert answer.json()["error"]["message"].endswith("your model a\udcffb")
+    assert not gateway.matching("Traceback|ERROR")
