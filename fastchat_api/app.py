@@ -37,8 +37,8 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 async def warm_model_list(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: fetch the controller's model list as the server starts, without holding
     the start-up back. The first requests find the list ready, and a controller that cannot be
-    reached is said at once, by the one WARNING line the cache logs for a failed fetch (not at
-    the first request, nor never)."""
+    reached is said at once, in the one WARNING line the cache logs for a failed fetch, rather
+    than when the first request comes."""
     task = asyncio.create_task(_fetch_model_list(app[upstream_key]))
     yield
     task.cancel()
@@ -101,7 +101,8 @@ def set_server_header(config: Config) -> None:
     as each response is written; setting that global (not a response hook) also reaches the
     answers aiohttp's HTTP parser gives to requests it refuses, which no application sees.
     """
-    setattr(web_response, "SERVER_SOFTWARE", config.server.server_header)  # a name aiohttp does not export
+    # setattr: a name aiohttp does not export (mypy), though it reads it for every response.
+    setattr(web_response, "SERVER_SOFTWARE", config.server.server_header)
 
 
 def setup_process(config: Config) -> None:

@@ -43,7 +43,7 @@ def _refused(*args: str) -> str:
     return line
 
 
-@pytest.mark.parametrize("value", ["", " ", ",", " , "])
+@pytest.mark.parametrize("value", ["", " , "])
 def test_api_keys_naming_no_key_stop_the_start_up(refused, value):
     """``--api-keys "$UNSET"`` must not turn the key check off."""
     assert refused("--api-keys", value).startswith(f"fastchat_api: --api-keys: {value!r} names no key")
