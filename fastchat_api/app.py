@@ -24,6 +24,8 @@ from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
 
+log = logging.getLogger(__name__)
+
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled ``ClientSession`` for the whole process, closed on shutdown."""
@@ -34,21 +36,23 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         await upstream.close()
 
 
-async def warm_model_list(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: fetch the controller's model list as the server starts, without holding
-    the start-up back. The first requests find the list ready, and a controller that cannot be
-    reached is said at once, in the one WARNING line the cache logs for a failed fetch, rather
-    than when the first request comes."""
-    task = asyncio.create_task(_fetch_model_list(app[upstream_key]))
+async def check_controller(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: ask the controller for its models as the server starts, without holding
+    the start-up back, so that one that cannot be reached is said at once (one WARNING line)
+    rather than when the first request fails. The server starts all the same: ``/health``
+    answers, ``/v1`` requests get 503 and ``/ready`` says why until the controller answers."""
+    task = asyncio.create_task(_warn_unless_controller_answers(app[upstream_key]))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _fetch_model_list(upstream: Upstream) -> None:
-    with contextlib.suppress(errors.APIError):  # logged by the cache; requests get the 503
-        await upstream.catalog.models()
+async def _warn_unless_controller_answers(upstream: Upstream) -> None:
+    try:
+        await upstream.catalog.controller_models()
+    except errors.APIError as exc:  # str(): the text for logs, the controller's address included
+        log.warning("At start-up: %s; requests get 503 until it answers", exc)
 
 
 def create_app(config: Config) -> web.Application:
@@ -62,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     app[draining_key] = Draining()
     app.on_shutdown.append(drain_on_shutdown)
     app.cleanup_ctx.append(upstream_ctx)
-    app.cleanup_ctx.append(warm_model_list)
+    app.cleanup_ctx.append(check_controller)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     app.on_startup.append(build_on_startup)

@@ -82,8 +82,7 @@ class Cached(Generic[T]):
     def _log_failure(self, task: asyncio.Task[T]) -> None:
         """Retrieve a background failure (callers that waited got it raised)."""
         if not task.cancelled() and task.exception() is not None:
-            verb = "Fetching" if self._at == float("-inf") else "Refreshing"
-            log.warning("%s %s failed: %s", verb, self._name, task.exception())
+            log.warning("Refreshing %s failed: %s", self._name, task.exception())
 
     def cancel(self) -> None:
         """Stop a refresh in flight (on shutdown)."""
