@@ -9,20 +9,30 @@ PROMETHEUS_MULTIPROC_DIR (where the processes keep their metrics; default: a fre
 in systemd's RuntimeDirectory when there is one).
 """
 
+import atexit
 import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+
+def _remove_directory(path, master_pid):
+    """At the master's exit, the metrics directory this file made (an operator's own is left
+    alone). ``atexit``, as gunicorn's ``on_exit`` hook is not called when it fails to bind;
+    the workers inherit the handler and leave the directory to the master."""
+    if os.getpid() == master_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # Before anything imports prometheus_client: every process then counts in files there, and a
 # scrape of any of them adds up all of them.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_OWNED_ENV = "FASTCHAT_API_OWNS_METRICS_DIR"
 if not os.environ.get(MULTIPROC_ENV):
-    os.environ[MULTIPROC_ENV] = os.environ[_OWNED_ENV] = tempfile.mkdtemp(
+    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(
         prefix="fastchat-api-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY")
     )
+    atexit.register(_remove_directory, os.environ[MULTIPROC_ENV], os.getpid())
 
 from fastchat_api.app import CONFIG_ENV  # noqa: E402  (after the metrics directory is set)
 from fastchat_api.config import load_config  # noqa: E402
@@ -66,14 +76,19 @@ def on_starting(server):
         stale.unlink()
 
 
+def post_fork(server, worker):
+    """Hand the worker the listening sockets themselves rather than gunicorn's wrappers of them.
+
+    uvloop closes a listening socket it was given itself, and then closes the object it was
+    handed unless that is a ``socket.socket``: on gunicorn's wrapper that second close failed
+    and gunicorn logged "Error while closing socket [Errno 9] Bad file descriptor" at every
+    worker exit. A plain socket is detached by uvloop instead (asyncio's loop closes either).
+    """
+    worker.sockets = [listener.sock for listener in worker.sockets]
+
+
 def child_exit(server, worker):
     """A worker's in-flight gauges must stop counting once it is gone (its counters stay)."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    """Remove the metrics directory this file made (an operator's own is left alone)."""
-    if os.environ.get(_OWNED_ENV) == os.environ[MULTIPROC_ENV]:
-        shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from aiohttp import web
 
-from .app import create_app, new_event_loop, runner_options, setup_logging
+from .app import create_app, new_event_loop, runner_options, setup_process
 from .config import Config, ConfigError, load_config
 
 
@@ -51,6 +51,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _api_keys(value: str | None) -> list[str] | None:
+    """``--api-keys k1,k2``; one that names no key (``--api-keys "$UNSET"``) would turn the key
+    check off, so it stops the start-up instead."""
+    if value is None:
+        return None
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    if not keys:
+        raise ConfigError(f"--api-keys: {value!r} names no key (an unset variable?); give one or "
+                          "more keys separated by commas, or leave the flag out for no key check")
+    return keys
+
+
 def overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The flags the command line gave, as config sections: they win over the file."""
     flags = {
@@ -58,8 +70,7 @@ def overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("server", "port"): args.port,
         ("server", "ssl"): args.ssl,
         ("controller", "address"): args.controller_address,
-        ("auth", "api_keys"): None if args.api_keys is None else
-        [key.strip() for key in args.api_keys.split(",") if key.strip()],
+        ("auth", "api_keys"): _api_keys(args.api_keys),
         ("cors", "allow_credentials"): args.allow_credentials,
         ("cors", "allowed_origins"): args.allowed_origins,
         ("cors", "allowed_methods"): args.allowed_methods,
@@ -97,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config)
+    setup_process(config)
     web.run_app(
         app,
         host=config.server.host,

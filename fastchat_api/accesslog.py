@@ -3,7 +3,8 @@
 aiohttp calls the logger once a response is over (a stream when its last event is written).
 Lines carry what the request's record holds (``record.py``): its id, the key's identity
 (never the key), the model and the tokens, beside status and duration. Fields without a value
-are left out.
+are left out. Text a client sent that is not UTF-8 is written with the odd bytes escaped
+(``\\xff``), so that no request is left out of the log for the bytes it carried.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .jsonutil import dumps
+from .keys import raw_bytes
 from .record import RequestRecord, names_text, record_key
 
 logger = logging.getLogger("fastchat_api.access")
@@ -44,6 +46,14 @@ def json_line(fields: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"json": json_line, "logfmt": logfmt}
+
+
+def _escaped(value: Any) -> Any:
+    """Text that any line format can carry: the bytes of a header or path that were not UTF-8
+    (which aiohttp passes on as lone surrogates, see ``keys.raw_bytes``) as ``\\xNN``."""
+    if isinstance(value, str) and not value.isascii():
+        return raw_bytes(value).decode("utf-8", "backslashreplace")
+    return value
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -85,7 +95,7 @@ class StructuredAccessLogger(AbstractAccessLogger):
             "completion_tokens": usage.get("completion_tokens"),
             "user_agent": request.headers.get("User-Agent"),
         }
-        self.logger.info(self._render({k: v for k, v in fields.items() if v is not None}))
+        self.logger.info(self._render({k: _escaped(v) for k, v in fields.items() if v is not None}))
 
 
 class BatchingStderrHandler(logging.Handler):

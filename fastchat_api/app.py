@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any, AsyncIterator
 
-from aiohttp import web
+from aiohttp import web, web_response
 
-from . import accesslog, bodies
+from . import accesslog, bodies, errors
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
+from .logfilter import setup_malformed_request_log
 from .metrics import metrics_middleware
 from .openapi import build_on_startup
 from .middlewares import add_ignored_header, add_request_id_header, auth_middleware, error_middleware, request_id_middleware
@@ -22,6 +24,8 @@ from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
 
+log = logging.getLogger(__name__)
+
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     """One pooled ``ClientSession`` for the whole process, closed on shutdown."""
@@ -30,6 +34,25 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream = app[upstream_key] = Upstream(session, config)
         yield
         await upstream.close()
+
+
+async def check_controller(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: ask the controller for its models as the server starts, without holding
+    the start-up back, so that one that cannot be reached is said at once (one WARNING line)
+    rather than when the first request fails. The server starts all the same: ``/health``
+    answers, ``/v1`` requests get 503 and ``/ready`` says why until the controller answers."""
+    task = asyncio.create_task(_warn_unless_controller_answers(app[upstream_key]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _warn_unless_controller_answers(upstream: Upstream) -> None:
+    try:
+        await upstream.catalog.controller_models()
+    except errors.APIError as exc:  # str(): the text for logs, the controller's address included
+        log.warning("At start-up: %s; requests get 503 until it answers", exc)
 
 
 def create_app(config: Config) -> web.Application:
@@ -44,6 +67,7 @@ def create_app(config: Config) -> web.Application:
     app[body_budget_key] = bodies.BodyBudget(config.server.max_body_memory)
     app.on_shutdown.append(drain_on_shutdown)
     app.cleanup_ctx.append(upstream_ctx)
+    app.cleanup_ctx.append(check_controller)
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_ignored_header)
@@ -67,11 +91,31 @@ def new_event_loop(config: Config) -> asyncio.AbstractEventLoop:
 
 
 def setup_logging(config: Config) -> None:
-    """Log lines as FastChat's: time, level, logger, message; access lines bare beside them."""
+    """Log lines as FastChat's: time, level, logger, message; access lines bare beside them;
+    malformed requests as one rate-limited WARNING line each (``logfilter``)."""
     logging.basicConfig(
         level=config.logging.level, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s"
     )
     accesslog.setup_access_log()
+    setup_malformed_request_log()
+
+
+def set_server_header(config: Config) -> None:
+    """The ``Server`` header of every answer this process writes: ``server.server_header``
+    instead of aiohttp's, which names the Python and aiohttp versions.
+
+    aiohttp adds its default to each response that lacks the header, from a module global read
+    as each response is written; setting that global (not a response hook) also reaches the
+    answers aiohttp's HTTP parser gives to requests it refuses, which no application sees.
+    """
+    # setattr: a name aiohttp does not export (mypy), though it reads it for every response.
+    setattr(web_response, "SERVER_SOFTWARE", config.server.server_header)
+
+
+def setup_process(config: Config) -> None:
+    """What both ways of serving (``python -m fastchat_api``, gunicorn) set once per process."""
+    setup_logging(config)
+    set_server_header(config)
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -97,5 +141,5 @@ async def app_factory() -> web.AppRunner:
     cancellation and our own timeouts; gunicorn's bind, workers and graceful timeout still apply.
     """
     config = load_config(os.environ.get(CONFIG_ENV) or None)
-    setup_logging(config)
+    setup_process(config)
     return web.AppRunner(create_app(config), **runner_options(config))

@@ -38,6 +38,9 @@ _NON_NEGATIVE = validate.Range(min=0)
 _PORT = validate.Range(min=1, max=65535)
 _NOT_EMPTY = validate.Length(min=1)
 _ENV_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="Not an environment variable name.")
+# A header value that every HTTP writer and reader takes: visible ASCII, single inner spaces.
+_HEADER_VALUE = validate.Regexp(r"^[!-~]+( [!-~]+)*$",
+                                error="Not a header value: visible ASCII words and single spaces.")
 _FIELD = "marshmallow_field"
 T = TypeVar("T")
 
@@ -118,6 +121,7 @@ class ServerConfig:
     shutdown_timeout: float = _setting(60.0, fields.Float(validate=_NON_NEGATIVE))
     keepalive_timeout: float = _setting(75.0, fields.Float(validate=_POSITIVE))
     uvloop: bool = _setting(True, fields.Boolean())
+    server_header: str = _setting("fastchat_api", fields.String(validate=_HEADER_VALUE))
 
     def __post_init__(self) -> None:
         if self.max_body_memory < self.client_max_size:  # one largest body must fit
@@ -238,21 +242,29 @@ def build_config(
     return config
 
 
-def load_config(
-    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
-) -> Config:
-    """Read and validate the YAML file at ``path`` (defaults only when ``path`` is None)."""
-    if path is None:
-        return build_config(None, overrides, "defaults")
-    source = str(path)
+def _read_yaml(path: str | Path) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
-        raise ConfigError(f"{source}: (top level): not valid YAML: {reason}") from None
-    return build_config(data, overrides, source)
+        raise ConfigError(f"{path}: (top level): not valid YAML: {reason}") from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> Config:
+    """Read and validate the YAML file at ``path`` (defaults only when ``path`` is None), then
+    apply ``overrides`` (the command line's flags).
+
+    The file is checked on its own first, so that a flag never hides a bad value of the same
+    key in the file (the operator would find it the day the flag is dropped); an error in an
+    override is reported as the command line's.
+    """
+    data, source = (None, "defaults") if path is None else (_read_yaml(path), str(path))
+    config = build_config(data, None, source)
+    return build_config(data, overrides, "command line") if overrides else config
 

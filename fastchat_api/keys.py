@@ -29,12 +29,20 @@ CHECK_INTERVAL = 1.0
 Stamp = tuple[int, int, int] | None
 
 
+def raw_bytes(text: str) -> bytes:
+    """The bytes ``text`` was decoded from. HTTP headers (aiohttp) and environment variables
+    (Python on POSIX) keep bytes that are not UTF-8 as lone surrogates (``surrogateescape``),
+    which cannot be encoded plainly; this gives those bytes back, so that keys and tokens of any
+    bytes compare and hash without an error."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def key_id(key: str) -> str:
     """What logs show instead of a key: stable across reloads and processes, and reveals nothing.
 
     An operator finds it with ``printf %s "$KEY" | sha256sum | cut -c1-8``.
     """
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    return "key-" + hashlib.sha256(raw_bytes(key)).hexdigest()[:8]
 
 
 def read_key_file(path: str) -> list[str]:
@@ -80,7 +88,7 @@ class KeyStore:
 
     def _load(self) -> list[tuple[bytes, str]]:
         keys = self._fixed + (read_key_file(self.file) if self.file else [])
-        return [(key.encode(), key_id(key)) for key in dict.fromkeys(keys)]
+        return [(raw_bytes(key), key_id(key)) for key in dict.fromkeys(keys)]
 
     def reload(self) -> None:
         """Read the key file again; on failure keep the keys in force and say why."""
@@ -102,9 +110,10 @@ class KeyStore:
             self.reload()
 
     def identify(self, token: str) -> str | None:
-        """The identity of the key ``token`` is, or None; compared in constant time with every key."""
+        """The identity of the key ``token`` is, or None; its bytes, whatever they are, compared
+        in constant time with every key's."""
         self._refresh()
-        given = token.encode()
+        given = raw_bytes(token)
         found = None
         for key, identity in self._keys:
             if hmac.compare_digest(given, key):

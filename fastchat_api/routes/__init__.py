@@ -4,7 +4,7 @@ of them."""
 from __future__ import annotations
 
 import aiohttp_cors
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..bodies import defer_continue
 from ..config import CorsConfig
@@ -41,6 +41,35 @@ def _served_as(table: web.RouteTableDef) -> list[web.RouteDef]:
     return served
 
 
+# What a CORS answer is made of: aiohttp-cors echoes the Origin and, on preflights, the method
+# and headers asked for.
+_CORS_REQUEST_HEADERS = (hdrs.ORIGIN, hdrs.ACCESS_CONTROL_REQUEST_METHOD,
+                         hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+_CORS_RESPONSE_HEADERS = (
+    hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, hdrs.ACCESS_CONTROL_ALLOW_METHODS,
+    hdrs.ACCESS_CONTROL_ALLOW_HEADERS, hdrs.ACCESS_CONTROL_MAX_AGE,
+)
+_PREFLIGHT_VARY = ", ".join(_CORS_REQUEST_HEADERS)
+
+
+async def vary_by_origin(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``, after aiohttp-cors's: every answer of a route CORS covers (all
+    routes; errors and streams included) depends on the ``Origin``, and a preflight's also on
+    the method and headers asked for, so ``Vary`` says so and no cache serves one origin's
+    answer to another (Fetch standard, "CORS protocol and HTTP caches").
+
+    A serialized origin, a method and header names are ASCII (RFC 6454, RFC 9110): when a client
+    sent other bytes there, the request gets no CORS headers rather than an echo of them.
+    """
+    if request.match_info.route.resource is None:  # no route matched: aiohttp-cors added nothing
+        return
+    if not all(request.headers.get(name, "").isascii() for name in _CORS_REQUEST_HEADERS):
+        for name in _CORS_RESPONSE_HEADERS:
+            response.headers.popall(name, None)
+    response.headers.add(hdrs.VARY, _PREFLIGHT_VARY if request.method == hdrs.METH_OPTIONS else hdrs.ORIGIN)
+
+
 def setup_routes(app: web.Application, cors: CorsConfig) -> None:
     """Add every route, then CORS with FastChat's defaults (any origin, method and header).
 
@@ -63,3 +92,5 @@ def setup_routes(app: web.Application, cors: CorsConfig) -> None:
     setup = aiohttp_cors.setup(app, defaults={origin: options for origin in cors.allowed_origins})
     for route in list(app.router.routes()):
         setup.add(route)
+    if cors.allowed_origins:  # else no answer depends on the Origin
+        app.on_response_prepare.append(vary_by_origin)

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import errors, metrics
+from ..keys import raw_bytes
 from ..middlewares import bearer_token
 from ..response_schemas import returns
 from ..typedefs import config_key
@@ -25,7 +26,7 @@ def _check_token(request: web.Request) -> None:
     if expected is None:
         return
     given = bearer_token(request) or ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not hmac.compare_digest(raw_bytes(given), raw_bytes(expected)):
         raise errors.APIError(
             "GET /metrics needs the metrics token: 'Authorization: Bearer <metrics.token>'.",
             status=401, code="invalid_metrics_token",
