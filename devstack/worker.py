@@ -35,7 +35,7 @@ SMOLLM2_IM_END_ID = 2
 
 
 def register_smollm2_template() -> None:
-    """Register the conversation template ``smollm2`` with FastChat."""
+    """Register (again: replace) the conversation template ``smollm2`` with FastChat."""
     from fastchat.conversation import Conversation, SeparatorStyle, register_conv_template
 
     register_conv_template(Conversation(
@@ -47,7 +47,7 @@ def register_smollm2_template() -> None:
         sep="<|im_end|>",
         stop_str="<|im_end|>",
         stop_token_ids=[SMOLLM2_IM_END_ID],
-    ))
+    ), override=True)
 
 
 def sentence_transformers_pooling(model_path: Path) -> None:
