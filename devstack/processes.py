@@ -290,9 +290,10 @@ class Supervisor:
     def summary(self) -> str:
         """One line per child: name, URL, pid, state, log."""
         lines = []
+        width = max((len(proc.name) for proc in self.processes), default=0)
         for proc in self.processes:
             state = "running" if proc.alive() else f"exited {proc.returncode}"
-            lines.append(f"  {proc.name:<20} {proc.url or '-':<28} pid {proc.pid:<7} "
+            lines.append(f"  {proc.name:<{width}} {proc.url or '-':<28} pid {proc.pid:<7} "
                          f"{state:<10} log {proc.log_path}")
         return "\n".join(lines)
 

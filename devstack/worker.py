@@ -82,9 +82,6 @@ def sentence_transformers_adapter(model_path: str) -> type:
         def load_model(self, path: str, from_pretrained_kwargs: dict[str, Any]) -> Any:
             model = AutoModel.from_pretrained(path, **from_pretrained_kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path)
-            settings = json.loads((Path(path) / "sentence_bert_config.json").read_text())
-            # FastChat's context length: the model's own limit, not BERT's 512 positions.
-            model.config.max_sequence_length = settings["max_seq_length"]
 
             def with_attention_mask(_module: Any, args: tuple[Any, ...],
                                     kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
