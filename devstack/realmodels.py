@@ -15,6 +15,7 @@ imported only when a model is converted.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -75,14 +76,32 @@ def prepare_embedding_model(cache: Path, say: Say = print) -> Path:
 def _prepare(cache: Path, name: str, package: str,
              build: Callable[[Path, Path, Say], None], say: Say) -> Path:
     """``cache / name``, reused when its marker names ``package`` and this recipe; else
-    ``package`` installed into a scratch directory and ``build(installed, target, say)``."""
+    ``package`` installed into a scratch directory and ``build(installed, target, say)``.
+    Processes sharing the cache (two test runs, a test run and the dev stack) prepare a model
+    one at a time, under an exclusive lock on ``cache / .name.lock``."""
     target = cache / name
     recipe = {"recipe": _RECIPE_VERSION, "package": package}
-    if _marker(target) == recipe:
-        say(f"model {name}: prepared in {target}")
-        return target
-    started = time.monotonic()
     cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"model {name}: waiting for another process preparing it in {cache}...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if _marker(target) == recipe:
+            say(f"model {name}: prepared in {target}")
+            return target
+        started = time.monotonic()
+        _install_and_build(cache, name, package, build, say)
+        (target / _MARKER).write_text(json.dumps(recipe) + "\n")
+    say(f"model {name}: prepared in {time.monotonic() - started:.0f} s ({target})")
+    return target
+
+
+def _install_and_build(cache: Path, name: str, package: str,
+                       build: Callable[[Path, Path, Say], None], say: Say) -> None:
+    """``package`` installed into a scratch directory of ``cache``, ``build`` into another one,
+    renamed to ``cache / name`` (replacing a stale or partial one); the scratch removed."""
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.preparing-", dir=cache))
     try:
         say(f"model {name}: installing {package} (pip, into {scratch})...")
@@ -91,13 +110,10 @@ def _prepare(cache: Path, name: str, package: str,
                         str(scratch / "site"), package], check=True)
         built = scratch / name
         build(scratch / "site", built, say)
-        (built / _MARKER).write_text(json.dumps(recipe) + "\n")
-        shutil.rmtree(target, ignore_errors=True)  # a stale or partial one
-        os.replace(built, target)
+        shutil.rmtree(cache / name, ignore_errors=True)
+        os.replace(built, cache / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    say(f"model {name}: prepared in {time.monotonic() - started:.0f} s ({target})")
-    return target
 
 
 def _marker(target: Path) -> Any:
