@@ -17,6 +17,17 @@ CONVERSATIONS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def smollm2(monkeypatch):
+    """The template registered in a copy of FastChat's registry, restored afterwards (other
+    tests count FastChat's own templates)."""
+    import fastchat.conversation
+
+    monkeypatch.setattr(fastchat.conversation, "conv_templates",
+                        dict(fastchat.conversation.conv_templates))
+    register_smollm2_template()
+
+
 def fastchat_prompt(messages):
     from fastchat.conversation import get_conv_template
 
@@ -32,7 +43,6 @@ def fastchat_prompt(messages):
 
 @pytest.mark.parametrize("messages", CONVERSATIONS)
 def test_renders_the_models_own_template(messages, chat_tokenizer):
-    register_smollm2_template()
     assert fastchat_prompt(messages) == chat_tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True)
 
@@ -40,7 +50,6 @@ def test_renders_the_models_own_template(messages, chat_tokenizer):
 def test_stops_on_the_end_of_turn_only(chat_tokenizer):
     from fastchat.conversation import get_conv_template
 
-    register_smollm2_template()
     conv = get_conv_template(SMOLLM2_TEMPLATE)
     assert conv.stop_token_ids == [chat_tokenizer.eos_token_id]
     assert chat_tokenizer.convert_ids_to_tokens(conv.stop_token_ids) == ["<|im_end|>"]
