@@ -95,7 +95,7 @@ def sentence_transformers_adapter(model_path: str) -> type:
             return model, tokenizer
 
         def get_default_conv_template(self, path: str) -> Any:
-            return get_conv_template("one_shot")  # never used: the model only embeds
+            return get_conv_template("one_shot")  # what E5/BGE report; the model only embeds
 
     return SentenceTransformersAdapter
 
