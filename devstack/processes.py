@@ -29,7 +29,8 @@ from typing import IO, Any, Callable, Iterable, Mapping, Sequence, Union
 
 import mirakuru
 
-__all__ = ["HOST", "ManagedProcess", "StackError", "Supervisor", "find_free_port", "http_post_json"]
+__all__ = ["HOST", "ManagedProcess", "StackError", "Supervisor", "check_port_free", "find_free_port",
+           "http_post_json"]
 
 HOST = "127.0.0.1"
 #: Seconds between SIGTERM and SIGKILL when stopping a child.
@@ -55,6 +56,18 @@ def find_free_port(host: str = HOST, exclude: Iterable[int] = ()) -> int:
         if port not in excluded:
             return port
     raise StackError("could not find a free port")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """:class:`StackError` ("port N on HOST is already in use: ...") unless a server could
+    listen on ``host:port`` now. Binds as servers do (``SO_REUSEADDR``), so a port whose last
+    connections are closing counts as free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise StackError(f"port {port} on {host} is already in use: {exc.strerror}") from None
 
 
 def http_post_json(url: str, payload: Any = None, timeout: float = 10.0) -> Any:
@@ -204,9 +217,12 @@ class Supervisor:
             return port
 
     def reserve(self, port: int | None) -> int:
-        """``port``, or a free one when None; either is not handed out again."""
+        """``port``, or a free one when None; either is not handed out again.
+        :class:`StackError` when ``port`` is taken (:func:`check_port_free`): a child would not
+        start there, and the readiness check would ask whatever server holds it."""
         if port is None:
             return self.free_port()
+        check_port_free(self.host, port)
         with self._lock:
             self._ports.add(port)
         return port
@@ -274,9 +290,10 @@ class Supervisor:
     def summary(self) -> str:
         """One line per child: name, URL, pid, state, log."""
         lines = []
+        width = max((len(proc.name) for proc in self.processes), default=0)
         for proc in self.processes:
             state = "running" if proc.alive() else f"exited {proc.returncode}"
-            lines.append(f"  {proc.name:<20} {proc.url or '-':<28} pid {proc.pid:<7} "
+            lines.append(f"  {proc.name:<{width}} {proc.url or '-':<28} pid {proc.pid:<7} "
                          f"{state:<10} log {proc.log_path}")
         return "\n".join(lines)
 

@@ -24,6 +24,7 @@ __all__ = ["DEFAULT_CONV_TEMPLATE", "Stack", "controller_command", "gateway_comm
            "openai_api_server_command", "standin_command", "worker_command"]
 
 DEFAULT_CONV_TEMPLATE = "vicuna_v1.1"
+WORKER_MODULE = "fastchat.serve.model_worker"
 #: Seconds allowed for a model worker to import torch, load the model and serve.
 WORKER_START_TIMEOUT = 180.0
 CONTROLLER_START_TIMEOUT = 60.0
@@ -48,11 +49,12 @@ def worker_command(
     conv_template: str | None = DEFAULT_CONV_TEMPLATE,
     python: str | None = None,
     host: str = HOST,
+    module: str = WORKER_MODULE,
 ) -> list[str]:
-    """``fastchat.serve.model_worker`` serving ``model_path`` (as ``model_name``) on the CPU on
+    """``fastchat.serve.model_worker`` (or ``module`` taking its flags, e.g.
+    :mod:`devstack.worker`) serving ``model_path`` (as ``model_name``) on the CPU on
     ``host:port``, registering with ``controller_url``."""
-    argv = [python or sys.executable, "-m", "fastchat.serve.model_worker",
-            "--model-path", str(model_path)]
+    argv = [python or sys.executable, "-m", module, "--model-path", str(model_path)]
     if model_name:
         argv += ["--model-names", model_name]
     argv += ["--host", host, "--port", str(port),
@@ -131,8 +133,10 @@ class Stack(Supervisor):
         conv_template: str | None = DEFAULT_CONV_TEMPLATE,
         port: int | None = None,
         timeout: float = WORKER_START_TIMEOUT,
+        module: str = WORKER_MODULE,
     ) -> ManagedProcess:
-        """Start ``fastchat.serve.model_worker`` for ``model_path`` on the CPU.
+        """Start ``fastchat.serve.model_worker`` (or ``module``: :func:`worker_command`) for
+        ``model_path`` on the CPU.
 
         Ready when ``POST /model_details`` answers (the worker loads the model and registers
         before its HTTP server starts), then when the controller lists the model.
@@ -142,7 +146,7 @@ class Stack(Supervisor):
         name = model_name or Path(model_path).name
         argv = worker_command(model_path, port=port, controller_url=self.controller_url,
                               model_name=model_name, conv_template=conv_template,
-                              python=self.python, host=self.host)
+                              python=self.python, host=self.host, module=module)
         proc = self.start_process(f"worker-{name}", argv, ready=f"{url}/model_details",
                                   ready_method="POST", timeout=timeout, port=port, url=url)
         self.workers.append(proc)

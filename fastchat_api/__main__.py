@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -109,17 +110,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2
     setup_process(config)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        ssl_context=context,
-        print=logging.getLogger("fastchat_api").info,
-        backlog=2048,
-        loop=new_event_loop(config),  # gunicorn's default; 128 overflows under bursts of connections
-        **runner_options(config),
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            ssl_context=context,
+            print=logging.getLogger("fastchat_api").info,
+            backlog=2048,
+            loop=new_event_loop(config),  # gunicorn's default; 128 overflows under bursts of connections
+            **runner_options(config),
+        )
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        print(f"fastchat_api: cannot listen on {config.server.host}:{config.server.port}: "
+              f"{os.strerror(exc.errno)}", file=sys.stderr)
+        return 1
     return 0
+
+
+#: What binding the listening socket fails with: the port is taken, the address is not this
+#: host's, a port below 1024 without the right.
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 if __name__ == "__main__":
