@@ -16,15 +16,16 @@ A package rather than one module: together they are some 600 lines of unrelated 
 from .bodies import CHAT, CHAT_BYTES, COMPLETION, EMBEDDING, MESSAGES, MODEL
 from .generations import Generations
 from .metrics import delta, samples, scrape, value
-from .processes import exited, gateway_process, log_lines, matching, run_cli, start_gateway, wait_for_line
+from .processes import (STANDIN_MODEL, exited, gateway_process, log_lines, matching, run_cli,
+                        standin_requests, start_gateway, wait_for_line)
 from .rawhttp import MALFORMED, RawAnswer, connect, exchange, request
 from .sse import DONE_EVENT, read_events, sse_events, streamed_text, text_of, with_text
 from .waiting import HANG_GUARD, FakeClock, until
 
 __all__ = [
     "CHAT", "CHAT_BYTES", "COMPLETION", "DONE_EVENT", "EMBEDDING", "HANG_GUARD", "MALFORMED",
-    "MESSAGES", "MODEL", "FakeClock", "Generations", "RawAnswer", "connect", "delta", "exchange",
+    "MESSAGES", "MODEL", "STANDIN_MODEL", "FakeClock", "Generations", "RawAnswer", "connect", "delta", "exchange",
     "exited", "gateway_process", "log_lines", "matching", "read_events", "request", "run_cli", "samples",
-    "scrape", "sse_events", "start_gateway", "streamed_text", "text_of", "until", "value",
+    "scrape", "sse_events", "standin_requests", "start_gateway", "streamed_text", "text_of", "until", "value",
     "wait_for_line", "with_text",
 ]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any, AsyncIterator
 from unittest import mock
@@ -31,6 +33,7 @@ GUNICORN_CONF = PROJECT_ROOT / "config" / "gunicorn.conf.py"
 # Where gunicorn's processes count their metrics; a directory of the developer's own would
 # make every gateway count in it.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STANDIN_MODEL = "standin-model"  # what the worker stand-ins of the fault and soak tests serve
 EXIT_TIMEOUT = 30.0  # seconds; a refused start-up exits in about one, a started server never
 
 
@@ -112,3 +115,10 @@ async def wait_for_line(proc: ManagedProcess, pattern: str, timeout: float = 10.
     await until(lambda: matching(proc, pattern), f"a line matching {pattern!r}", timeout=timeout,
                 every=0.05)
     return matching(proc, pattern)[0]
+
+
+def standin_requests(proc: ManagedProcess) -> list[dict[str, Any]]:
+    """What a worker stand-in process received: path, started, ended (``time.monotonic()``)
+    and outcome of each request."""
+    with urllib.request.urlopen(f"{proc.url}/standin/requests", timeout=5) as resp:
+        return list(json.load(resp))
