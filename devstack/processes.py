@@ -109,6 +109,8 @@ class ManagedProcess:
     log_file: IO[bytes] = field(repr=False)
     port: int | None = None
     url: str | None = None
+    #: The address it listens on with ``port`` (the supervisor's host).
+    host: str = HOST
     started_at: float = field(default_factory=time.monotonic)
     ready_seconds: float | None = None
 
@@ -263,7 +265,8 @@ class Supervisor:
             raise
         assert executor.process is not None
         proc = ManagedProcess(name=name, argv=list(argv), executor=executor, popen=executor.process,
-                              log_path=log_path, log_file=log_file, port=port, url=url)
+                              log_path=log_path, log_file=log_file, port=port, url=url,
+                              host=self.host)
         self.processes.append(proc)
         if ready is not None:
             self._wait_ready(proc, ready, ready_method, timeout)

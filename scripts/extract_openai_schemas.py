@@ -29,7 +29,7 @@ What it writes
 {name: schema}}`` holding the components in ``NEEDED`` and every component they
 ``$ref``, transitively, and nothing else. ``$ref``s ``#/components/schemas/X`` are
 rewritten to ``#/components/X`` so that they resolve against the output file itself,
-which ``tests/openai_spec.py`` uses as the root document.
+which ``tests/support/openai_spec.py`` uses as the root document.
 
 The spec is OpenAPI 3.1 (so its schemas are JSON Schema 2020-12), but about a hundred
 of its schemas still carry the OpenAPI 3.0 keyword ``nullable: true``, which JSON

@@ -4,15 +4,17 @@ integration tier) the real FastChat controller and model worker."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any, Awaitable, Callable
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings
 
 import fastchat_api.app
 from devstack.standin import StandIn
+from fastchat_api import accesslog
 from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
 from fastchat_api.upstream import Upstream
@@ -42,16 +44,26 @@ async def fake(aiohttp_server) -> StandIn:
 
 
 @pytest.fixture
-def make_client(aiohttp_server, aiohttp_client, fake) -> Callable[..., Awaitable[TestClient]]:
+def make_server(aiohttp_server, fake) -> Callable[..., Awaitable[TestServer]]:
     """The gateway in front of ``fake``, with config sections overridden per test, served
     with the runner options production uses (the test server always cancels handlers)."""
 
-    async def make(**sections: dict[str, Any]) -> TestClient:
+    async def make(**sections: dict[str, Any]) -> TestServer:
         overrides = {"controller": {"address": fake.address, **sections.pop("controller", {})}}
         config = build_config(None, {**overrides, **sections})
         options = runner_options(config)
         del options["handler_cancellation"]
-        return await aiohttp_client(await aiohttp_server(create_app(config), **options))
+        return await aiohttp_server(create_app(config), **options)
+
+    return make
+
+
+@pytest.fixture
+def make_client(aiohttp_client, make_server) -> Callable[..., Awaitable[TestClient]]:
+    """A client of ``make_server``'s gateway (config sections as keywords)."""
+
+    async def make(**sections: dict[str, Any]) -> TestClient:
+        return await aiohttp_client(await make_server(**sections))
 
     return make
 
@@ -59,6 +71,14 @@ def make_client(aiohttp_server, aiohttp_client, fake) -> Callable[..., Awaitable
 @pytest.fixture
 async def client(make_client) -> TestClient:
     return await make_client()
+
+
+@pytest.fixture
+def access_lines(caplog) -> Callable[[], list[str]]:
+    """The access log's lines so far (its logger caught from INFO on)."""
+    logger = accesslog.logger.name
+    caplog.set_level(logging.INFO, logger=logger)
+    return lambda: [record.getMessage() for record in caplog.records if record.name == logger]
 
 
 @pytest.fixture

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shlex
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from fastchat_api.accesslog import logfmt
-from fastchat_api.app import create_app, runner_options
-from fastchat_api.config import build_config
 from fastchat_api.keys import key_id
 
 from .support import CHAT
 
 
 @pytest.fixture
-def served(aiohttp_client, fake, caplog):
+def served(aiohttp_client, make_server, access_lines):
     """The gateway served with the runner options both ways of serving use, and its log lines."""
-    caplog.set_level(logging.INFO, logger="fastchat_api.access")
 
     async def make(access_format: str):
-        config = build_config({"controller": {"address": fake.address},
-                               "auth": {"api_keys": ["sk-one"]},
-                               "logging": {"access_format": access_format}})
-        options = runner_options(config)
-        del options["handler_cancellation"]  # the test server always sets it
-        server = TestServer(create_app(config))
-        await server.start_server(**options)
-        client = await aiohttp_client(server, headers={"Authorization": "Bearer sk-one"})
-        return client, lambda: [r.getMessage() for r in caplog.records if r.name == "fastchat_api.access"]
+        server = await make_server(auth={"api_keys": ["sk-one"]}, logging={"access_format": access_format})
+        return await aiohttp_client(server, headers={"Authorization": "Bearer sk-one"}), access_lines
 
     return make
 

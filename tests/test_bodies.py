@@ -20,61 +20,22 @@ from fastchat_api import schemas
 from fastchat_api.config import ConfigError, build_config
 from fastchat_api.typedefs import body_budget_key
 
+from .support import CHAT, CHAT_BYTES, connect, exchange, request, until
+
 KEY = "sk-bodies"
 KEYS = {"api_keys": [KEY]}
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
-CHAT_BYTES = json.dumps(CHAT).encode()
-ANSWER_TIMEOUT = 5  # seconds; a test fails rather than hangs when the server never answers
 
 
-def head(body_length: int | None = None, key: str | None = KEY, path: str = "/v1/chat/completions",
-         **headers: str) -> bytes:
-    """The request line and headers of a JSON POST (``Content_Encoding`` for ``Content-Encoding``)."""
-    lines = [f"POST {path} HTTP/1.1", "Host: gateway", "Content-Type: application/json"]
+def head(body_length: int | None = None, key: str | None = KEY, **headers: str) -> bytes:
+    """The request line and headers of a JSON chat POST on a connection kept open
+    (``Content_Encoding`` for ``Content-Encoding``)."""
+    fields = {"Content-Type": "application/json"}
     if key is not None:
-        lines.append(f"Authorization: Bearer {key}")
+        fields["Authorization"] = f"Bearer {key}"
     if body_length is not None:
-        lines.append(f"Content-Length: {body_length}")
-    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers (lower-cased names) and body of the next response on the connection."""
-    async with asyncio.timeout(ANSWER_TIMEOUT):
-        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")[:-2]
-        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-        body = await reader.readexactly(int(headers.get("content-length", 0)))
-    return int(status_line.split()[1]), headers, body
-
-
-class Raw:
-    """A connection to the test server on which the test writes the bytes itself."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> Raw:
-        self.reader, self.writer = await asyncio.open_connection(self.client.host, self.client.port)
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        self.writer.close()
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def answer(self) -> tuple[int, dict[str, str], bytes]:
-        return await read_response(self.reader)
-
-
-async def exchange(client, data: bytes) -> tuple[int, dict[str, str], dict]:
-    """Send one request's bytes on a new connection; its status, headers and JSON body."""
-    async with Raw(client) as raw:
-        await raw.send(data)
-        status, headers, body = await raw.answer()
-    return status, headers, json.loads(body)
+        fields["Content-Length"] = str(body_length)
+    fields |= {name.replace("_", "-"): value for name, value in headers.items()}
+    return request("POST", "/v1/chat/completions", fields, close=False)
 
 
 def raw_deflate(data: bytes) -> bytes:
@@ -97,9 +58,9 @@ async def keyed(make_client):
 ])
 async def test_gzip_and_deflate_bodies_are_inflated(keyed, coding, pack):
     body = pack(CHAT_BYTES)
-    status, _, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
-    assert status == 200, answer
-    assert answer["object"] == "chat.completion"
+    answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert answer.status == 200, answer.body
+    assert answer.json()["object"] == "chat.completion"
 
 
 async def test_a_bomb_is_413_where_it_crosses_client_max_size_and_inflated_no_further(make_client, monkeypatch):
@@ -123,28 +84,28 @@ async def test_a_bomb_is_413_where_it_crosses_client_max_size_and_inflated_no_fu
 
     monkeypatch.setattr(zlib, "decompressobj", Counting)
     bomb = gzip.compress(bytes(100_000_000))  # 100 MB of zeros in 97 kB
-    status, headers, answer = await exchange(client, head(len(bomb), Content_Encoding="gzip") + bomb)
-    assert status == 413
-    assert answer["error"]["code"] == "request_too_large"
-    assert "1000000 bytes" in answer["error"]["message"]
+    answer = await exchange(client, head(len(bomb), Content_Encoding="gzip") + bomb)
+    assert answer.status == 413
+    assert answer.json()["error"]["code"] == "request_too_large"
+    assert "1000000 bytes" in answer.json()["error"]["message"]
     assert 1_000_000 < sum(inflated) <= 1_000_001  # one byte past the limit, and not one more
 
 
 @pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, gzip", "deflate, br"])
 async def test_a_coding_that_cannot_be_undone_is_415_naming_it(keyed, coding):
     body = b"\x1f\x8b\x00garbage"
-    status, headers, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
-    assert status == 415
-    assert answer["error"]["code"] == "unsupported_content_encoding"
-    assert repr(coding) in answer["error"]["message"]
-    assert headers["accept-encoding"] == "gzip, deflate"
+    answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert answer.status == 415
+    assert answer.json()["error"]["code"] == "unsupported_content_encoding"
+    assert repr(coding) in answer.json()["error"]["message"]
+    assert answer.header("Accept-Encoding") == "gzip, deflate"
 
 
 async def test_an_unregistered_coding_is_ignored_as_fastchat_ignores_it(keyed):
     """``Content-Encoding: utf-8`` (a charset where a coding belongs) on a plain body: FastChat
     reads the body as it is, and so did aiohttp's parser."""
-    status, _, answer = await exchange(keyed, head(len(CHAT_BYTES), Content_Encoding="utf-8") + CHAT_BYTES)
-    assert status == 200, answer
+    answer = await exchange(keyed, head(len(CHAT_BYTES), Content_Encoding="utf-8") + CHAT_BYTES)
+    assert answer.status == 200, answer.body
 
 
 @pytest.mark.parametrize(("coding", "body", "reason"), [
@@ -154,17 +115,17 @@ async def test_an_unregistered_coding_is_ignored_as_fastchat_ignores_it(keyed):
     ("gzip", b"", "ends before"),
 ])
 async def test_a_body_not_in_its_coding_is_400_invalid_body(keyed, coding, body, reason):
-    status, _, answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
-    assert status == 400
-    assert answer["error"]["code"] == "invalid_body"
-    assert reason in answer["error"]["message"]
+    answer = await exchange(keyed, head(len(body), Content_Encoding=coding) + body)
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "invalid_body"
+    assert reason in answer.json()["error"]["message"]
 
 
 async def test_a_chunked_gzip_body_is_inflated(keyed):
     body = gzip.compress(CHAT_BYTES)
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
-    status, _, answer = await exchange(keyed, head(Transfer_Encoding="chunked", Content_Encoding="gzip") + chunks)
-    assert status == 200, answer
+    answer = await exchange(keyed, head(Transfer_Encoding="chunked", Content_Encoding="gzip") + chunks)
+    assert answer.status == 200, answer.body
 
 
 # -- (9) Expect: 100-continue after the key and the size are checked --------------------------
@@ -176,29 +137,29 @@ async def test_a_chunked_gzip_body_is_inflated(keyed):
     (KEY, 10**9, 413, "request_too_large"),
 ])
 async def test_expect_100_continue_is_refused_at_once_without_the_body(keyed, key, length, status, code):
-    async with Raw(keyed) as raw:
+    async with connect(keyed) as raw:
         await raw.send(head(length, key=key, Expect="100-continue"))
-        answer_status, headers, body = await raw.answer()  # the body is never sent
-    assert answer_status == status
-    assert json.loads(body)["error"]["code"] == code
-    assert headers["connection"] == "close"  # the unsent body is not waited for on this connection
+        answer = await raw.answer()  # the body is never sent
+    assert answer.status == status
+    assert answer.json()["error"]["code"] == code
+    assert answer.header("Connection") == "close"  # the unsent body is not waited for on this connection
 
 
 async def test_expect_100_continue_gets_100_once_the_key_is_good_then_the_answer(keyed):
-    async with Raw(keyed) as raw:
+    async with connect(keyed) as raw:
         await raw.send(head(len(CHAT_BYTES), Expect="100-continue"))
-        assert (await raw.answer())[0] == 100
+        assert (await raw.answer()).status == 100
         await raw.send(CHAT_BYTES)
-        status, headers, body = await raw.answer()
-    assert status == 200, body
-    assert headers.get("connection") != "close"
+        answer = await raw.answer()
+    assert answer.status == 200, answer.body
+    assert answer.header("Connection") != "close"
 
 
 async def test_an_unknown_expectation_is_417_in_the_error_format(keyed):
-    status, _, answer = await exchange(keyed, head(len(CHAT_BYTES), Expect="teapot") + CHAT_BYTES)
-    assert status == 417
-    assert answer["error"]["code"] == "expectation_failed"
-    assert "teapot" in answer["error"]["message"]
+    answer = await exchange(keyed, head(len(CHAT_BYTES), Expect="teapot") + CHAT_BYTES)
+    assert answer.status == 417
+    assert answer.json()["error"]["code"] == "expectation_failed"
+    assert "teapot" in answer.json()["error"]["message"]
 
 
 # -- (8) the body read timeout ------------------------------------------------------------------
@@ -206,17 +167,17 @@ async def test_an_unknown_expectation_is_417_in_the_error_format(keyed):
 
 async def test_a_body_that_never_comes_is_408_and_the_connection_closes(make_client):
     client = await make_client(auth=KEYS, server={"body_read_timeout": 0.3})
-    async with Raw(client) as raw:
+    async with connect(client) as raw:
         await raw.send(head(len(CHAT_BYTES)) + CHAT_BYTES[:5])
-        status, headers, body = await raw.answer()
-    assert status == 408
-    assert json.loads(body)["error"]["code"] == "request_timeout"
-    assert headers["connection"] == "close"
+        answer = await raw.answer()
+    assert answer.status == 408
+    assert answer.json()["error"]["code"] == "request_timeout"
+    assert answer.header("Connection") == "close"
 
 
 async def test_a_body_trickling_a_byte_at_a_time_is_408_too(make_client):
     client = await make_client(auth=KEYS, server={"body_read_timeout": 0.5})
-    async with Raw(client) as raw:
+    async with connect(client) as raw:
         await raw.send(head(len(CHAT_BYTES)))
 
         async def trickle() -> None:
@@ -226,10 +187,10 @@ async def test_a_body_trickling_a_byte_at_a_time_is_408_too(make_client):
 
         sender = asyncio.create_task(trickle())
         try:
-            status, _, body = await raw.answer()
+            answer = await raw.answer()
         finally:
             sender.cancel()
-    assert status == 408, body
+    assert answer.status == 408, answer.body
 
 
 # -- (7) the bytes of bodies held at once --------------------------------------------------------
@@ -241,33 +202,32 @@ def padded_chat(size: int) -> bytes:
     return body.replace(b'"x"', b'"' + b"x" * (size - len(body) + 1) + b'"')
 
 
-async def held(client) -> int:
-    """The budget's count once the server has had a moment to take or give back."""
-    await asyncio.sleep(0.05)
+def held(client) -> int:
+    """The bytes of bodies the budget counts as held."""
     return client.server.app[body_budget_key].held
 
 
 async def test_bodies_past_the_budget_are_503_with_retry_after_until_room_is_given_back(make_client):
     client = await make_client(auth=KEYS, server={"client_max_size": 60_000, "max_body_memory": 90_000})
     body = padded_chat(50_000)
-    async with Raw(client) as first, Raw(client) as second:
+    async with connect(client) as first, connect(client) as second:
         await first.send(head(len(body)) + body[:100])
-        assert await held(client) == 50_000
+        await until(lambda: held(client) == 50_000, "the bytes held")
         # The second's declared length does not fit: refused before its body (and any 100).
         await second.send(head(len(body), Expect="100-continue"))
-        status, headers, answer = await second.answer()
-        assert status == 503 and headers["retry-after"] == "1"
-        assert json.loads(answer)["error"]["code"] == "server_busy"
+        answer = await second.answer()
+        assert answer.status == 503 and answer.header("Retry-After") == "1"
+        assert answer.json()["error"]["code"] == "server_busy"
         # Inflated bytes count as they come out: a small gzip body that inflates past it.
-        async with Raw(client) as third:
+        async with connect(client) as third:
             packed = gzip.compress(body)
             await third.send(head(len(packed), Content_Encoding="gzip") + packed)
-            assert (await third.answer())[0] == 503
+            assert (await third.answer()).status == 503
         await first.send(body[100:])
-        assert (await first.answer())[0] == 200
-    assert await held(client) == 0
-    status, _, answer = await exchange(client, head(len(body)) + body)
-    assert status == 200, answer
+        assert (await first.answer()).status == 200
+    await until(lambda: held(client) == 0, "the bytes held")
+    answer = await exchange(client, head(len(body)) + body)
+    assert answer.status == 200, answer.body
 
 
 def test_the_budget_must_hold_one_largest_body():
@@ -284,11 +244,11 @@ async def test_every_byte_taken_is_given_back_however_the_request_ends(make_clie
         head(4) + b"{no}",  # 400
         head(len(CHAT_BYTES)) + CHAT_BYTES[:5],  # 408
     ):
-        await exchange(client, data)
-    async with Raw(client) as gone:  # a client that hangs up halfway
+        (await exchange(client, data)).json()  # each answered, in JSON
+    async with connect(client) as gone:  # a client that hangs up halfway
         await gone.send(head(len(CHAT_BYTES)) + CHAT_BYTES[:5])
-        assert await held(client) == len(CHAT_BYTES)
-    assert await held(client) == 0
+        await until(lambda: held(client) == len(CHAT_BYTES), "the bytes held")
+    await until(lambda: held(client) == 0, "the bytes held")
 
 
 async def test_a_body_is_held_once_while_its_request_is_handled(keyed, monkeypatch):
@@ -303,15 +263,15 @@ async def test_a_body_is_held_once_while_its_request_is_handled(keyed, monkeypat
 
     monkeypatch.setattr(schemas, "load", measuring_load)
     body = padded_chat(8_000_000).replace(b"fake-model", b"gone-model")  # answered after validation
-    async with Raw(keyed) as raw:
+    async with connect(keyed) as raw:
         tracemalloc.start()
         try:
             await raw.send(head(len(body)) + body)
             del body
-            status, _, _ = await raw.answer()
+            answer = await raw.answer()
         finally:
             tracemalloc.stop()
-    assert status == 404
+    assert answer.status == 404
     assert at_validation[0] < 1.3 * 8_000_000
 
 
@@ -324,8 +284,8 @@ TEXT = json.dumps(CHAT | {"messages": [{"role": "user", "content": "Grüße 👋
                                       "utf-32-le", "utf-32-be"])
 async def test_a_bom_or_utf16_or_utf32_body_is_read_as_fastchat_reads_it(keyed, fake, encoding):
     body = TEXT.encode(encoding)
-    status, _, answer = await exchange(keyed, head(len(body)) + body)
-    assert status == 200, answer
+    answer = await exchange(keyed, head(len(body)) + body)
+    assert answer.status == 200, answer.body
     assert "Grüße 👋" in fake.sent("/worker_generate")[-1]["prompt"]
 
 
@@ -335,8 +295,8 @@ async def test_a_bom_or_utf16_or_utf32_body_is_read_as_fastchat_reads_it(keyed, 
     ('{"a": 1}'.encode("utf-32-be")[:-1], "UTF-32-BE"),
 ])
 async def test_a_body_not_valid_in_the_encoding_it_looks_like_is_400_naming_it(keyed, body, named):
-    status, _, answer = await exchange(keyed, head(len(body)) + body)
-    assert status == 400
-    assert answer["error"]["code"] == "invalid_json"
-    assert f"looks like {named} JSON" in answer["error"]["message"]
-    assert "Send it in UTF-8" in answer["error"]["message"]
+    answer = await exchange(keyed, head(len(body)) + body)
+    assert answer.status == 400
+    assert answer.json()["error"]["code"] == "invalid_json"
+    assert f"looks like {named} JSON" in answer.json()["error"]["message"]
+    assert "Send it in UTF-8" in answer.json()["error"]["message"]

@@ -7,20 +7,14 @@ absence would change the shape of the answer are refused in both modes.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from fastchat_api import metrics
-from fastchat_api.app import create_app, runner_options
-from fastchat_api.config import build_config
 
-from .support import delta, scrape
+from .support import CHAT, delta, exchange, request, scrape
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 COMPLETION = {"model": "fake-model", "prompt": "Once"}
 # What clients written for vLLM-style servers add (FastChat's server ignores them all).
 VLLM_EXTRAS = {"min_p": 0.05, "ignore_eos": False, "skip_special_tokens": True,
@@ -123,17 +117,14 @@ async def test_client_given_names_are_escaped_and_bounded_on_the_wire(client):
     or inject headers; thousands of them give one bounded header."""
     names = ["a\r\nX-Evil: 1", "b,c", "é", *(f"n{i}" for i in range(2000))]
     body = json.dumps(CHAT | dict.fromkeys(names, 1)).encode()
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    raw = await reader.read()
-    writer.close()
-    head = raw.partition(b"\r\n\r\n")[0].decode("ascii")
-    assert head.startswith("HTTP/1.1 200")
-    (line,) = [line for line in head.split("\r\n") if line.startswith("X-Ignored-Params: ")]
+    answer = await exchange(client, request("POST", "/v1/chat/completions",
+                                            {"Host": "x", "Content-Type": "application/json"}, body))
+    assert answer.status == 200
+    assert all(f"{name}: {value}".isascii() for name, value in answer.headers)
+    (line,) = [f"{name}: {value}" for name, value in answer.headers if name == "X-Ignored-Params"]
     assert line.startswith("X-Ignored-Params: a%0D%0AX-Evil:%201, b%2Cc, %C3%A9, n0, n1,")
     assert line.endswith(" more") and len(line) < 600
-    assert "\r\nX-Evil" not in head
+    assert not answer.values("X-Evil")
 
 
 async def test_cors_lets_browsers_read_the_header(client):
@@ -153,15 +144,8 @@ async def test_metric_counts_ignored_fields_by_known_name_and_others_as_one(clie
     assert delta(before, after, name, param="x-mine") == 0
 
 
-async def test_access_log_carries_ignored_fields_and_the_user(aiohttp_client, fake, caplog):
-    caplog.set_level(logging.INFO, logger="fastchat_api.access")
-    config = build_config({"controller": {"address": fake.address}})
-    options = runner_options(config)
-    del options["handler_cancellation"]  # the test server always sets it
-    server = TestServer(create_app(config))
-    await server.start_server(**options)
-    client = await aiohttp_client(server)
+async def test_access_log_carries_ignored_fields_and_the_user(client, access_lines):
     await client.post("/v1/chat/completions", json=CHAT | {"min_p": 0.1, "seed": 3, "user": "u-7"})
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "fastchat_api.access"]
+    (line,) = access_lines()
     entry = json.loads(line)
     assert (entry["ignored"], entry["user"]) == ("min_p, seed", "u-7")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from fastchat_api.__main__ import overrides, parse_args
 from fastchat_api.config import (
     CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, build_config, load_config,
 )
+
+from .support import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,22 +85,18 @@ def test_absent_flags_leave_the_file_alone():
     assert overrides(parse_args([])) == {}
 
 
-def run_main(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fastchat_api", *args], capture_output=True,
-                          text=True, timeout=60, env=env)
-
-
 def test_main_exits_non_zero_with_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("server:\n  prot: 1\n")
-    result = run_main("--config", str(path))
+    result = run_cli("--config", str(path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"fastchat_api: {path}: server.prot: Unknown field"
 
 
 def test_ssl_without_key_files_is_a_config_error(monkeypatch):
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SSL_")}
-    result = run_main("--ssl", env=env)
+    for name in [name for name in os.environ if name.startswith("SSL_")]:
+        monkeypatch.delenv(name)
+    result = run_cli("--ssl")
     assert result.returncode == 2
     assert "SSL_KEYFILE" in result.stderr
 

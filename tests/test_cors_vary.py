@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from .rawhttp import exchange, request
+from .support import CHAT, exchange, request
 
-CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}
 ORIGIN = {"Origin": "https://app.example"}
 PREFLIGHT_VARY = ["Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"]
 
@@ -71,7 +70,7 @@ async def test_an_origin_that_is_not_ascii_is_not_echoed(client, method):
     (aiohttp drops the odd bytes from the header it writes, which made another origin)."""
     headers = {"Origin": b"https://app\xff.example", "Access-Control-Request-Method": "GET",
                "Access-Control-Request-Headers": "authorization"}
-    answer = await exchange(client.host, client.port, request(method, "/v1/models", headers))
+    answer = await exchange(client, request(method, "/v1/models", headers))
     assert answer.status == 200
     assert not [name for name, _ in answer.headers if name.lower().startswith("access-control-")]
     assert answer.header("Vary")

@@ -12,8 +12,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from fastchat_api import logfilter
 from fastchat_api.logfilter import SERVER_LOGGER, MalformedRequestFilter
 
-from .processes import gateway_process
-from .rawhttp import MALFORMED, exchange
+from .support import MALFORMED, exchange, gateway_process, matching, wait_for_line
 
 REASON = "Invalid character in Content-Length: b'Content-Length: abc'"
 
@@ -47,7 +46,7 @@ async def test_each_malformed_request_is_one_warning_line_until_the_bucket_is_em
         client, filtered, caplog):
     filtered(True, False, False, True)
     for _ in range(4):
-        assert (await exchange(client.host, client.port, MALFORMED)).status == 400
+        assert (await exchange(client, MALFORMED)).status == 400
     records = [r for r in caplog.records if r.name == SERVER_LOGGER]
     assert [r.levelname for r in records] == ["WARNING", "WARNING"]
     assert [r.exc_info for r in records] == [None, None] and "Traceback" not in caplog.text
@@ -84,19 +83,15 @@ def test_nothing_is_written_when_warnings_are_off():
         logger.setLevel(level)
 
 
-async def test_a_flood_of_malformed_requests_leaves_a_few_lines_in_a_real_process(
-        fake, tmp_path, unused_tcp_port):
-    config = tmp_path / "gateway.yaml"
-    config.write_text(f"server:\n  host: 127.0.0.1\ncontroller:\n  address: {fake.address}\n")
-    async with gateway_process(config, unused_tcp_port) as gateway:
-        await gateway.wait_until_serving()
+async def test_a_flood_of_malformed_requests_leaves_a_few_lines_in_a_real_process(fake, tmp_path):
+    async with gateway_process(tmp_path, controller={"address": fake.address}) as gateway:
         started = time.monotonic()
         for _ in range(40):
-            assert (await exchange(gateway.host, gateway.port, MALFORMED)).status == 400
+            assert (await exchange(gateway, MALFORMED)).status == 400
         seconds = time.monotonic() - started
-        await gateway.wait_for_line("Malformed request from")
-    lines = gateway.matching(r"\| aiohttp\.server \|")
+        await wait_for_line(gateway, "Malformed request from")
+    lines = matching(gateway, r"\| aiohttp\.server \|")
     assert lines and all("| WARNING | aiohttp.server | Malformed request from" in line for line in lines)
     assert len(lines) <= logfilter.BURST + logfilter.RATE * seconds + 1
-    assert not gateway.matching("Traceback|ERROR")
-    assert len(gateway.matching(r'"status":400')) == 40  # every one still has its access line
+    assert not matching(gateway, "Traceback|ERROR")
+    assert len(matching(gateway, r'"status":400')) == 40  # every one still has its access line

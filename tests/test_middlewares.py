@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from .support import CHAT
+from .support import CHAT, exchange, request
 
 
 @pytest.fixture
@@ -130,12 +128,7 @@ async def test_an_insane_request_id_is_replaced_by_a_new_one(client, given):
 async def test_a_request_id_that_is_not_utf8_is_replaced_by_a_new_one(client):
     """Bytes no client library sends, on a raw connection: echoed, they could not even be
     encoded into the response's header."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"GET /health HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
-                 b"X-Request-Id: id-\xff\xfe\r\n\r\n")
-    head = (await reader.read()).partition(b"\r\n\r\n")[0].decode().split("\r\n")
-    writer.close()
-    await writer.wait_closed()
-    assert head[0] == "HTTP/1.1 200 OK"
-    (given,) = [line.partition(": ")[2] for line in head if line.lower().startswith("x-request-id:")]
+    answer = await exchange(client, request("GET", "/health", {"X-Request-Id": b"id-\xff\xfe"}))
+    assert answer.status == 200
+    (given,) = answer.values("X-Request-Id")
     assert is_new_id(given)

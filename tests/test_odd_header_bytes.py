@@ -10,41 +10,23 @@ import logging
 import shlex
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from fastchat_api.app import create_app, runner_options
-from fastchat_api.config import build_config
-
-from .processes import gateway_process
-from .rawhttp import exchange, request
+from .support import CHAT_BYTES, exchange, gateway_process, matching, request
 
 ODD = b"\xff\xfe\x80"
-CHAT = json.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "Hi"}]}).encode()
 KEY = {"Authorization": "Bearer sk-one"}
 
 
 @pytest.fixture
-async def gateway(fake, caplog):
+def gateway(make_server):
     """A function starting the gateway, served with the runner options of production (the
-    access log on), and giving its address and a function returning its access lines."""
-    caplog.set_level(logging.INFO, logger="fastchat_api.access")
-    servers = []
+    access log on), keyed, its metrics behind a token."""
 
-    async def start(access_format: str = "json", **sections):
-        config = build_config({"controller": {"address": fake.address},
-                               "auth": {"api_keys": ["sk-one"]}, "metrics": {"token": "scrape"},
-                               "logging": {"access_format": access_format}, **sections})
-        options = runner_options(config)
-        del options["handler_cancellation"]  # the test server always sets it
-        server = TestServer(create_app(config))
-        await server.start_server(**options)
-        servers.append(server)
-        return server.host, server.port, lambda: [
-            r.getMessage() for r in caplog.records if r.name == "fastchat_api.access"]
+    def start(access_format: str = "json", **sections):
+        return make_server(**{"auth": {"api_keys": ["sk-one"]}, "metrics": {"token": "scrape"},
+                              "logging": {"access_format": access_format}} | sections)
 
-    yield start
-    for server in servers:
-        await server.close()
+    return start
 
 
 def assert_gateway_error(answer, status: int, code: str) -> None:
@@ -54,71 +36,71 @@ def assert_gateway_error(answer, status: int, code: str) -> None:
 
 
 async def test_a_key_that_is_not_utf8_is_a_401(gateway):
-    host, port, _ = await gateway()
-    answer = await exchange(host, port, request("GET", "/v1/models", {"Authorization": b"Bearer sk-" + ODD}))
+    server = await gateway()
+    answer = await exchange(server, request("GET", "/v1/models", {"Authorization": b"Bearer sk-" + ODD}))
     assert_gateway_error(answer, 401, "invalid_api_key")
 
 
 async def test_a_metrics_token_that_is_not_utf8_is_a_401(gateway):
-    host, port, _ = await gateway()
-    answer = await exchange(host, port, request("GET", "/metrics", {"Authorization": b"Bearer " + ODD}))
+    server = await gateway()
+    answer = await exchange(server, request("GET", "/metrics", {"Authorization": b"Bearer " + ODD}))
     assert_gateway_error(answer, 401, "invalid_metrics_token")
 
 
 async def test_a_key_of_any_bytes_from_the_environment_opens_the_api(gateway, monkeypatch):
     """Python keeps an environment variable's odd bytes as surrogates too: they compare as bytes."""
     monkeypatch.setenv("GATEWAY_KEYS", b"sk-\xff".decode("utf-8", "surrogateescape"))
-    host, port, _ = await gateway(auth={"api_keys_env": "GATEWAY_KEYS"})
-    answer = await exchange(host, port, request("GET", "/v1/models", {"Authorization": b"Bearer sk-\xff"}))
+    server = await gateway(auth={"api_keys_env": "GATEWAY_KEYS"})
+    answer = await exchange(server, request("GET", "/v1/models", {"Authorization": b"Bearer sk-\xff"}))
     assert answer.status == 200
-    answer = await exchange(host, port, request("GET", "/v1/models", {"Authorization": b"Bearer sk-\xfe"}))
+    answer = await exchange(server, request("GET", "/v1/models", {"Authorization": b"Bearer sk-\xfe"}))
     assert_gateway_error(answer, 401, "invalid_api_key")
 
 
 async def test_an_odd_request_id_is_replaced(gateway):
-    host, port, _ = await gateway()
-    answer = await exchange(host, port, request("GET", "/health", {"X-Request-Id": b"id-" + ODD}))
+    server = await gateway()
+    answer = await exchange(server, request("GET", "/health", {"X-Request-Id": b"id-" + ODD}))
     assert answer.status == 200 and answer.header("X-Request-Id").startswith("req-")
 
 
 async def test_an_odd_content_type_is_a_415(gateway):
-    host, port, _ = await gateway()
-    answer = await exchange(host, port, request(
-        "POST", "/v1/chat/completions", KEY | {"Content-Type": b"application/j" + ODD + b"son"}, CHAT))
+    server = await gateway()
+    answer = await exchange(server, request(
+        "POST", "/v1/chat/completions", KEY | {"Content-Type": b"application/j" + ODD + b"son"}, CHAT_BYTES))
     assert_gateway_error(answer, 415, "unsupported_media_type")
 
 
 HEADERS = ["Authorization", "X-Request-Id", "Content-Type", "User-Agent", "Origin", "Accept",
            "Accept-Encoding", "Host", "Cookie", "X-Forwarded-For", "Access-Control-Request-Method",
            "Access-Control-Request-Headers"]
-ROUTES = [("GET", "/v1/models", b""), ("POST", "/v1/chat/completions", CHAT), ("GET", "/metrics", b""),
+ROUTES = [("GET", "/v1/models", b""), ("POST", "/v1/chat/completions", CHAT_BYTES), ("GET", "/metrics", b""),
           ("GET", "/ready", b""), ("OPTIONS", "/v1/chat/completions", b"")]
 
 
 @pytest.mark.parametrize("name", HEADERS)
-async def test_no_header_value_crashes_any_route(gateway, name, caplog):
+async def test_no_header_value_crashes_any_route(gateway, name, caplog, access_lines):
     """Each header the gateway or aiohttp reads, with odd bytes, on each kind of route: an
     answer that is no 5xx, errors in the gateway's format, one access line each, no traceback."""
-    host, port, lines = await gateway()
+    server = await gateway()
     for method, path, body in ROUTES:
         token = "Bearer scrape" if path == "/metrics" else "Bearer sk-one"
         headers = {"Authorization": token, "Content-Type": "application/json",
                    "Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
         headers[name] = ODD
-        answer = await exchange(host, port, request(method, path, headers, body))
+        answer = await exchange(server, request(method, path, headers, body))
         assert answer.status < 500, (method, path, answer.body)
         if answer.status >= 400:
             assert "error" in answer.json()
-    assert len(lines()) == len(ROUTES)
+    assert len(access_lines()) == len(ROUTES)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("access_format", ["json", "logfmt"])
-async def test_an_odd_user_agent_gets_its_access_line_with_the_bytes_escaped(gateway, access_format):
-    host, port, lines = await gateway(access_format)
-    answer = await exchange(host, port, request("GET", "/health", {"User-Agent": b"agent/" + ODD}))
+async def test_an_odd_user_agent_gets_its_access_line_with_the_bytes_escaped(gateway, access_format, access_lines):
+    server = await gateway(access_format)
+    answer = await exchange(server, request("GET", "/health", {"User-Agent": b"agent/" + ODD}))
     assert answer.status == 200
-    (line,) = lines()
+    (line,) = access_lines()
     if access_format == "json":
         fields = json.loads(line)
     else:
@@ -127,15 +109,13 @@ async def test_an_odd_user_agent_gets_its_access_line_with_the_bytes_escaped(gat
     assert fields["path"] == "/health"
 
 
-async def test_odd_bytes_in_a_path_are_quoted_in_the_error(fake, tmp_path, unused_tcp_port):
+async def test_odd_bytes_in_a_path_are_quoted_in_the_error(fake, tmp_path):
     """aiohttp's pure-Python HTTP parser (``AIOHTTP_NO_EXTENSIONS``, or where its C parser is not
     built) lets such bytes into the path, where the C parser refuses them: the 404 that quotes
     the model name goes out all the same (orjson refuses the surrogates that stand for them)."""
-    config = tmp_path / "gateway.yaml"
-    config.write_text(f"server:\n  host: 127.0.0.1\ncontroller:\n  address: {fake.address}\n")
-    async with gateway_process(config, unused_tcp_port, env={"AIOHTTP_NO_EXTENSIONS": "1"}) as gateway:
-        await gateway.wait_until_serving()
-        answer = await exchange(gateway.host, gateway.port, request("GET", "/v1/models/a\xffb".encode("latin-1")))
+    async with gateway_process(tmp_path, env={"AIOHTTP_NO_EXTENSIONS": "1"},
+                               controller={"address": fake.address}) as gateway:
+        answer = await exchange(gateway, request("GET", "/v1/models/a\xffb".encode("latin-1")))
     assert_gateway_error(answer, 404, "model_not_found")
     assert answer.json()["error"]["message"].endswith("your model a\udcffb")
-    assert not gateway.matching("Traceback|ERROR")
+    assert not matching(gateway, "Traceback|ERROR")

@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from .openai_spec import validate
+from .support.openai_spec import validate
 from .support import CHAT, COMPLETION, MESSAGES, read_events, with_text
 
 

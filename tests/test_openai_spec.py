@@ -7,7 +7,7 @@ import copy
 import pytest
 from jsonschema import Draft202012Validator
 
-from .openai_spec import ValidationError, _document, components, source, validate
+from .support.openai_spec import ValidationError, _document, components, source, validate
 
 CHAT_COMPLETION = {
     "id": "chatcmpl-123",

@@ -8,22 +8,17 @@ import pytest
 
 from fastchat_api.config import ConfigError, build_config
 
-from .processes import gateway_process
-from .rawhttp import MALFORMED, exchange, request
+from .support import MALFORMED, exchange, gateway_process, request
 
 
-@pytest.mark.parametrize(("setting", "expected"), [("", "fastchat_api"),
-                                                   ("  server_header: edge-7 (internal)\n", "edge-7 (internal)")])
-async def test_every_answer_carries_the_configured_server_header(fake, tmp_path, unused_tcp_port,
-                                                                 setting, expected):
-    config = tmp_path / "gateway.yaml"
-    config.write_text(f"server:\n  host: 127.0.0.1\n{setting}controller:\n  address: {fake.address}\n")
-    async with gateway_process(config, unused_tcp_port) as gateway:
-        await gateway.wait_until_serving()
+@pytest.mark.parametrize(("setting", "expected"), [({}, "fastchat_api"),
+                                                   ({"server_header": "edge-7 (internal)"}, "edge-7 (internal)")])
+async def test_every_answer_carries_the_configured_server_header(fake, tmp_path, setting, expected):
+    async with gateway_process(tmp_path, server=setting, controller={"address": fake.address}) as gateway:
         answers = [
-            await exchange(gateway.host, gateway.port, request("GET", "/health")),
-            await exchange(gateway.host, gateway.port, request("GET", "/no/such/route")),
-            await exchange(gateway.host, gateway.port, MALFORMED),
+            await exchange(gateway, request("GET", "/health")),
+            await exchange(gateway, request("GET", "/no/such/route")),
+            await exchange(gateway, MALFORMED),
         ]
     assert [answer.status for answer in answers] == [200, 404, 400]
     for answer in answers:

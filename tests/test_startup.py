@@ -5,19 +5,12 @@ be reached is said at once without holding the start-up back."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fastchat_api.config import ConfigError, load_config
 
-from .processes import gateway_process, until
-
-ROOT = Path(__file__).resolve().parents[1]
-EXIT_TIMEOUT = 20  # a refused start-up exits in about a second; a started server never does
+from .support import gateway_process, matching, run_cli, until, wait_for_line
 
 
 @pytest.fixture
@@ -32,12 +25,7 @@ def refused(unused_tcp_port):
 
 
 def _refused(*args: str) -> str:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    try:
-        result = subprocess.run([sys.executable, "-m", "fastchat_api", *args],
-                                capture_output=True, text=True, timeout=EXIT_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the server started with {args}")
+    result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
     return line
@@ -79,42 +67,32 @@ def test_the_file_is_checked_alone_then_with_the_flags(tmp_path):
 # -- the controller, checked as the server starts ----------------------------------------------
 
 
-def write_config(tmp_path: Path, controller: str) -> Path:
-    path = tmp_path / "gateway.yaml"
-    path.write_text(f"server:\n  host: 127.0.0.1\ncontroller:\n  address: {controller}\n")
-    return path
-
-
-async def test_a_controller_refusing_connections_is_one_warning_at_start_up(
-        tmp_path, unused_tcp_port_factory):
-    closed = f"http://127.0.0.1:{unused_tcp_port_factory()}"
-    async with gateway_process(write_config(tmp_path, closed), unused_tcp_port_factory()) as gateway:
-        await gateway.wait_until_serving()
-        line = await gateway.wait_for_line(r"\| WARNING \|")
+async def test_a_controller_refusing_connections_is_one_warning_at_start_up(tmp_path, unused_tcp_port):
+    closed = f"http://127.0.0.1:{unused_tcp_port}"
+    async with gateway_process(tmp_path, controller={"address": closed}) as gateway:
+        line = await wait_for_line(gateway, r"\| WARNING \|")
         assert "At start-up: The controller" in line and "cannot be reached" in line
         assert closed in line  # for the operator, whatever clients are told
-        assert len(gateway.matching(r"\| WARNING \|")) == 1
+        assert len(matching(gateway, r"\| WARNING \|")) == 1
 
 
-async def test_a_silent_controller_does_not_hold_the_start_up_back(tmp_path, unused_tcp_port):
+async def test_a_silent_controller_does_not_hold_the_start_up_back(tmp_path):
     """The controller accepts and never answers (upstream.read_timeout: 100 s): /health is
     served meanwhile, while the start-up's call to the controller waits."""
     connections = []
     silent = await asyncio.start_server(lambda _, writer: connections.append(writer), "127.0.0.1", 0)
     address = "http://127.0.0.1:%d" % silent.sockets[0].getsockname()[1]
     try:
-        async with gateway_process(write_config(tmp_path, address), unused_tcp_port) as gateway:
-            await gateway.wait_until_serving()
+        async with gateway_process(tmp_path, controller={"address": address}) as gateway:
             await until(lambda: connections, "the start-up's call to the controller")
-            assert not gateway.matching(r"\| WARNING \|")
+            assert not matching(gateway, r"\| WARNING \|")
     finally:
         for writer in connections:
             writer.close()
         silent.close()
 
 
-async def test_no_warning_when_the_controller_answers(fake, tmp_path, unused_tcp_port):
-    async with gateway_process(write_config(tmp_path, fake.address), unused_tcp_port) as gateway:
-        await gateway.wait_until_serving()
+async def test_no_warning_when_the_controller_answers(fake, tmp_path):
+    async with gateway_process(tmp_path, controller={"address": fake.address}) as gateway:
         await until(lambda: fake.sent("/list_models"), "the start-up's call to the controller")
-    assert not gateway.matching(r"\| (WARNING|ERROR) \|")
+    assert not matching(gateway, r"\| (WARNING|ERROR) \|")

@@ -13,6 +13,8 @@ from aiohttp import web
 
 from devstack.standin import Answer, StandIn, keep_registered, make_app, parse_model
 
+from ..support import until
+
 
 def test_model_specs():
     assert parse_model("m") == ("m", Answer(["tok "] * 4, 0.0))
@@ -49,10 +51,7 @@ async def test_a_caller_hanging_up_is_recorded_as_closed(aiohttp_server):
         with pytest.raises(asyncio.TimeoutError):
             await session.post(server.make_url("/worker_generate"), json={"prompt": "p"},
                                timeout=aiohttp.ClientTimeout(total=0.05))
-    for _ in range(50):
-        if stand_in.requests[0]["ended"]:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: stand_in.requests[0]["ended"], "the request's end")
     assert stand_in.requests[0]["outcome"] == "closed"
 
 
@@ -102,15 +101,10 @@ async def test_with_heartbeats_it_registers_again_with_a_restarted_controller(ai
         task = asyncio.create_task(keep_registered(
             session, str(server.make_url("")).rstrip("/"), stand_in, heartbeat=0.05))
         try:
-            while controller.heartbeats < 2:
-                await asyncio.sleep(0.01)
+            await until(lambda: controller.heartbeats >= 2, "two heartbeats")
             assert len(controller.registered) == 1
             assert controller.registered[0]["check_heart_beat"] is True
             controller.known.clear()  # restarted: it knows no worker
-            for _ in range(100):
-                if len(controller.registered) == 2:
-                    break
-                await asyncio.sleep(0.02)
-            assert len(controller.registered) == 2
+            await until(lambda: len(controller.registered) == 2, "the registration again")
         finally:
             task.cancel()

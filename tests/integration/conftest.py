@@ -4,34 +4,21 @@ our gateway, each a process on loopback, all stopped when the test ends."""
 
 from __future__ import annotations
 
-import json
-import sys
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from devstack.processes import ManagedProcess
-from devstack.stack import Stack, gateway_command
+from devstack.stack import Stack
 
-STANDIN_MODEL = "standin-model"
-GUNICORN_CONF = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
-
-
-def standin_requests(proc: ManagedProcess) -> list[dict[str, Any]]:
-    """What a stand-in received: path, started, ended (``time.monotonic()``) and outcome."""
-    with urllib.request.urlopen(f"{proc.url}/standin/requests", timeout=5) as resp:
-        return json.load(resp)
+from ..support import STANDIN_MODEL, start_gateway
 
 
 class Rig:
     """Starts the processes of one test in its own :class:`Stack`."""
 
-    def __init__(self, stack: Stack, directory: Path) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.directory = directory
 
     def controller(self, port: int | None = None) -> ManagedProcess:
         """FastChat's real controller (again on ``port`` after a restart)."""
@@ -47,24 +34,13 @@ class Rig:
 
     def gateway(self, controller: str, /, *, gunicorn: bool = False,
                 **sections: dict[str, Any]) -> ManagedProcess:
-        """Our server in front of the ``controller`` URL with these config sections: ``python -m
-        fastchat_api``, or gunicorn with one aiohttp worker (``config/gunicorn.conf.py``)."""
-        port = self.stack.free_port()
-        url = f"http://127.0.0.1:{port}"
-        config = self.directory / f"gateway-{port}.yaml"
+        """Our server in front of the ``controller`` URL with these config sections (access
+        log off unless given): ``python -m fastchat_api``, or gunicorn with one aiohttp worker."""
         sections["controller"] = {"address": controller, **sections.get("controller", {})}
-        config.write_text(yaml.safe_dump({"logging": {"access_format": "off"}} | sections))
-        if gunicorn:
-            argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-            env = {"FASTCHAT_API_CONFIG": str(config), "WEB_CONCURRENCY": "1",
-                   "FASTCHAT_API_BIND": f"127.0.0.1:{port}"}
-        else:
-            argv, env = gateway_command(port, controller) + ["--config", str(config)], {}
-        return self.stack.start_process("gateway", argv, ready=f"{url}/health", timeout=60,
-                                        port=port, url=url, env=env)
+        return start_gateway(self.stack, gunicorn=gunicorn, **({"logging": {"access_format": "off"}} | sections))
 
 
 @pytest.fixture
 def rig(tmp_path):
     with Stack(tmp_path / "stack") as stack:
-        yield Rig(stack, tmp_path)
+        yield Rig(stack)

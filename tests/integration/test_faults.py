@@ -11,14 +11,12 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import openai
 import pytest
 
-from ..support import sse_events, streamed_text
-from .conftest import STANDIN_MODEL, standin_requests
+from ..support import STANDIN_MODEL, connect, request, sse_events, standin_requests, streamed_text, until
 
 pytestmark = pytest.mark.integration
 
@@ -159,27 +157,26 @@ async def hang_up(gateway, body: dict[str, Any], standin, started: str) -> float
     """Send ``body`` over a raw connection, close it once the worker is busy (``started``:
     the first event reached the client, or the worker got the request), and return the seconds
     from the close to the last upstream request ending, as the worker saw it."""
-    url = urlsplit(gateway.url)
-    reader, writer = await asyncio.open_connection(url.hostname, url.port)
-    payload = json.dumps(body).encode()
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload))
-    if started == "event":
-        await asyncio.wait_for(reader.readuntil(b"data: "), 10)
-    else:
-        while generations(standin) < body.get("n", 1):
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
-    closed = time.monotonic()
-    writer.close()
-    await writer.wait_closed()
-    for _ in range(100):
-        upstream = [r for r in standin_requests(standin) if r["path"] in GENERATE]
-        if all(r["ended"] for r in upstream):
-            assert {r["outcome"] for r in upstream} == {"closed"}
-            return max(r["ended"] for r in upstream) - closed
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the worker still generates for nobody: {upstream}")
+    async with connect(gateway) as connection:
+        await connection.send(request("POST", "/v1/chat/completions", {"Content-Type": "application/json"},
+                                      json.dumps(body).encode(), close=False))
+        if started == "event":
+            await asyncio.wait_for(connection.reader.readuntil(b"data: "), 10)
+        else:
+            await until(lambda: generations(standin) >= body.get("n", 1), "the worker's requests",
+                        timeout=10, every=0.01)
+        await asyncio.sleep(0.05)
+        closed = time.monotonic()
+        await connection.close()
+    upstream: list[dict[str, Any]] = []
+
+    def ended() -> bool:
+        upstream[:] = [r for r in standin_requests(standin) if r["path"] in GENERATE]
+        return all(r["ended"] for r in upstream)
+
+    await until(ended, lambda: f"the worker still generates for nobody: {upstream}", timeout=5, every=0.02)
+    assert {r["outcome"] for r in upstream} == {"closed"}
+    return max(r["ended"] for r in upstream) - closed
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -215,17 +212,15 @@ async def read_stream(session: aiohttp.ClientSession, url: str, first: asyncio.E
 async def refused_within(gateway, seconds: float) -> None:
     """New connections are refused (or reset, when the listening socket closes with them in
     its backlog) within ``seconds``."""
-    url = urlsplit(gateway.url)
-    deadline = time.monotonic() + seconds
-    while True:
+
+    async def refused() -> bool:
         try:
-            _, writer = await asyncio.open_connection(url.hostname, url.port)
+            async with connect(gateway):
+                return False
         except (ConnectionRefusedError, ConnectionResetError):
-            return
-        writer.close()
-        await writer.wait_closed()
-        assert time.monotonic() < deadline, "still accepting connections"
-        await asyncio.sleep(0.05)
+            return True
+
+    await until(refused, "connections refused", timeout=seconds, every=0.05)
 
 
 async def streams_then_sigterm(gateway, count: int, refused: float) -> tuple[list[list[Any]], float]:

@@ -15,8 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ..support import read_events, streamed_text
-from .conftest import STANDIN_MODEL, standin_requests
+from ..support import STANDIN_MODEL, read_events, standin_requests, streamed_text, until
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +64,13 @@ def sockets(pid: int) -> collections.Counter:
 async def settled(pid: int, limit: float, fds: int | None = None) -> tuple[int, collections.Counter]:
     """Wait (up to ``limit`` s) until ``pid`` holds no connection but its listening socket (and
     at most ``fds`` descriptors); its descriptor count and socket states then."""
-    deadline = time.monotonic() + limit
-    while True:
-        count, states = len(descriptors(pid)), sockets(pid)
-        if set(states) == {"LISTEN"} and (fds is None or count <= fds):
-            return count, states
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still open after {limit} s: {count} descriptors, {dict(states)}")
-        await asyncio.sleep(0.2)
+
+    def closed() -> bool:
+        return set(sockets(pid)) == {"LISTEN"} and (fds is None or len(descriptors(pid)) <= fds)
+
+    await until(closed, lambda: f"{len(descriptors(pid))} descriptors, {dict(sockets(pid))}",
+                timeout=limit, every=0.2)
+    return len(descriptors(pid)), sockets(pid)
 
 
 async def stream(session: aiohttp.ClientSession, url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .. import openai_spec
+from ..support import openai_spec
 from ..support import COMPLETION, read_events, streamed_text, with_text
 
 

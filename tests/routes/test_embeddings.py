@@ -11,7 +11,7 @@ import pytest
 from devstack.standin import StandIn
 from fastchat_api.config import ConfigError, build_config
 
-from .. import openai_spec
+from ..support import openai_spec
 
 NINE = [f"input number {i}" + " more" * i for i in range(9)]
 

@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 
 __all__ = ["ValidationError", "components", "source", "validate"]
 
-SCHEMAS_FILE = Path(__file__).with_name("openai_schemas.json")
+SCHEMAS_FILE = Path(__file__).parents[1] / "openai_schemas.json"
 _URI = "urn:fastchat-api:tests:openai-schemas"
 _MAX_LISTED = 8
 
