@@ -68,8 +68,9 @@ def start_gateway(stack: Stack, *, gunicorn: bool = False, workers: int = 1, por
     ``port`` (default: a free one). Started when ``GET /health`` answers, unless ``ready`` is
     false (a process expected to exit by itself). ``env`` is added to the environment, which
     lacks ``PROMETHEUS_MULTIPROC_DIR``. :class:`~devstack.processes.StackError` (with the
-    log's last lines) when it exits first or does not answer within a minute."""
-    port = stack.reserve(port)
+    log's last lines) when it exits first or does not answer within a minute. A process not
+    expected to become ready may be given a taken ``port`` on purpose (a bind that fails)."""
+    port = stack.reserve(port) if ready else port or stack.free_port()
     config = stack.directory / f"gateway-{port}.yaml"
     config.write_text(yaml.safe_dump(sections))
     argv, command_env = gateway_command(config, stack.host, port, gunicorn=gunicorn, workers=workers)
