@@ -45,10 +45,10 @@ class Rig:
         return self.stack.start_standin(f"{STANDIN_MODEL}:{pieces}:{delay}",
                                         controller_url=controller, heartbeat=0.3)
 
-    def gateway(self, controller: str, /, *, gunicorn: bool = False,
+    def gateway(self, controller: str, /, *, gunicorn: bool = False, workers: int = 1,
                 **sections: dict[str, Any]) -> ManagedProcess:
         """Our server in front of the ``controller`` URL with these config sections: ``python -m
-        fastchat_api``, or gunicorn with one aiohttp worker (``config/gunicorn.conf.py``)."""
+        fastchat_api``, or gunicorn with ``workers`` aiohttp workers (``config/gunicorn.conf.py``)."""
         port = self.stack.free_port()
         url = f"http://127.0.0.1:{port}"
         config = self.directory / f"gateway-{port}.yaml"
@@ -56,7 +56,7 @@ class Rig:
         config.write_text(yaml.safe_dump({"logging": {"access_format": "off"}} | sections))
         if gunicorn:
             argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-            env = {"FASTCHAT_API_CONFIG": str(config), "WEB_CONCURRENCY": "1",
+            env = {"FASTCHAT_API_CONFIG": str(config), "WEB_CONCURRENCY": str(workers),
                    "FASTCHAT_API_BIND": f"127.0.0.1:{port}"}
         else:
             argv, env = gateway_command(port, controller) + ["--config", str(config)], {}
