@@ -43,8 +43,10 @@ def _gateway(stack: Stack, worker: str, name: str, limits: dict[str, Any]) -> Ma
     config.write_text(yaml.safe_dump({
         "auth": {"api_keys": [PLAIN], "keys": [LIMITED_KEY]}, "limits": limits,
         "logging": {"access_format": "off", "level": "WARNING"}}))
-    return stack.start_gateway(name=name, argv=lambda port, _: gateway_command(
-        port, worker, python=sys.executable) + ["--config", str(config)])
+    port = stack.free_port()
+    url = f"http://{stack.host}:{port}"
+    argv = gateway_command(port, worker, python=sys.executable) + ["--config", str(config)]
+    return stack.start_process(name, argv, ready=f"{url}/health", port=port, url=url)
 
 
 def _point(wrk: Wrk, proc: ManagedProcess, key: str, concurrency: int, seconds: float,

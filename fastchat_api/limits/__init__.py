@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
-import secrets
+import os
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Iterable
 
@@ -42,6 +43,9 @@ __all__ = ["Admission", "Limiter", "add_rate_headers", "admitted", "estimate_tok
 log = logging.getLogger(__name__)
 
 PREFIX = "fastchat_api:limits:"
+# Slot holders: unique across processes and hosts sharing a Redis, cheaper than random each.
+_HOLDER = f"{os.urandom(6).hex()}-{{}}".format
+_numbers = itertools.count()
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text
 
 
@@ -122,7 +126,7 @@ class Limiter:
         rates, slots = self._limits(record.key, model, tokens)
         if not rates and not slots:
             return None
-        holder = secrets.token_hex(8)
+        holder = _HOLDER(next(_numbers))
         try:
             verdict = await self.storage.acquire(rates, slots, holder)
         except StorageError as exc:
@@ -243,7 +247,9 @@ async def admitted(request: web.Request, model: str, tokens: Callable[[], int]) 
         raise
     finally:
         used = _used(record)
-        await asyncio.shield(limiter.finish(admission, 0 if used is None and failed else used))
+        done = limiter.finish(admission, 0 if used is None and failed else used)
+        # shielded: a second cancellation (the shutdown's) must not cut the release short
+        await (asyncio.shield(done) if limiter.storage.remote else done)
 
 
 async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:

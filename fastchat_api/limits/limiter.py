@@ -74,7 +74,10 @@ class Verdict:
 
 class Storage(Protocol):
     """Where the limits' state lives: this process (:class:`MemoryStorage`) or Redis
-    (``redis_store.RedisStorage``). Both raise :class:`StorageError` when they cannot answer."""
+    (``redis_store.RedisStorage``). Both raise :class:`StorageError` when they cannot answer.
+    ``remote``: whether a call waits on I/O, so that a cancellation could cut it short."""
+
+    remote: bool
 
     async def acquire(self, rates: Sequence[Rate], slots: Sequence[Slot], holder: str) -> Verdict:
         """Check every limit; if all admit the request, charge each rate its cost and take a
@@ -107,6 +110,8 @@ def level_of(level: float, limit: int) -> Level:
 class MemoryStorage:
     """The limits' state in this process: exact for one process, and costing a few
     microseconds a request. ``clock`` is monotonic seconds (tests move their own)."""
+
+    remote = False  # no call ever waits
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock

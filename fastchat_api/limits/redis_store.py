@@ -100,6 +100,8 @@ return 0
 class RedisStorage:
     """``limiter.Storage`` in Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
 
+    remote = True
+
     def __init__(self, url: str, *, timeout: float, slot_timeout: float,
                  clock: Clock = time.monotonic) -> None:
         self.url = url
