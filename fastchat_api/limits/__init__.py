@@ -20,13 +20,12 @@ by its tokens would still have used up a request); its clock cannot be injected 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable
+from typing import Callable, Iterable
 
 from aiohttp import web
 
@@ -123,9 +122,10 @@ class Limiter:
         (a key's limit) or 503 (the model's cap; the storage failing under ``refuse``) that
         says which. None when no limit applies, or the storage failed under ``serve``. The
         answer's rate headers go on ``record``."""
-        rates, slots = self._limits(record.key, model, tokens)
-        if not rates and not slots:
+        key = record.key
+        if (key is None or not key.limited) and not self._model_cap:
             return None
+        rates, slots = self._limits(key, model, tokens)
         holder = _HOLDER(next(_numbers))
         try:
             verdict = await self.storage.acquire(rates, slots, holder)
@@ -219,35 +219,43 @@ def _used(record: RequestRecord) -> int | None:
     return usage.get("total_tokens") or usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
 
 
-@contextlib.asynccontextmanager
-async def admitted(request: web.Request, model: str, tokens: Callable[[], int]) -> AsyncIterator[None]:
-    """Run the body as one request of the request's key for ``model``: a 404 (as for a model
-    that does not exist) when the key may not use it, the limits checked (:class:`Limiter`),
-    and at the end its tokens settled and its slots freed, whatever ended it (an error, the
-    client hanging up). ``tokens`` estimates its cost, called only for a key with ``tpm``.
+class admitted:  # noqa: N801 - used as ``async with admitted(...)``, as a function would be
+    """``async with admitted(request, model, tokens)``: run the body as one request of the
+    request's key for ``model``: a 404 (as for a model that does not exist) when the key may
+    not use it, the limits checked (:class:`Limiter`), and at the end its tokens settled and
+    its slots freed, whatever ended it (an error, the client hanging up). ``tokens`` estimates
+    its cost, called only for a key with ``tpm``.
 
     The tokens charged are settled with the usage recorded on the request; a request that failed
     with an error before any of its answer went out used none; one cut short mid-stream keeps
-    the estimate.
+    the estimate. A class rather than a generator: a plain key's request costs two calls here.
     """
-    record = record_of(request)
-    allows = model_access(request)
-    if allows is not None:
-        await request.app[upstream_key].catalog.check_model(model, allows)
-    limiter = request.app[limiter_key]
-    admission = await limiter.admit(record, model, tokens)
-    if admission is None:
-        yield
-        return
-    failed = False
-    try:
-        yield
-    except errors.APIError:
-        failed = not record.streaming
-        raise
-    finally:
+
+    __slots__ = ("_request", "_model", "_tokens", "_admission")
+
+    def __init__(self, request: web.Request, model: str, tokens: Callable[[], int]) -> None:
+        self._request, self._model, self._tokens = request, model, tokens
+        self._admission: Admission | None = None
+
+    async def __aenter__(self) -> None:
+        request = self._request
+        allows = model_access(request)
+        if allows is not None:
+            await request.app[upstream_key].catalog.check_model(self._model, allows)
+        self._admission = await request.app[limiter_key].admit(record_of(request), self._model,
+                                                               self._tokens)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: object) -> None:
+        admission = self._admission
+        if admission is None:
+            return
+        record = record_of(self._request)
         used = _used(record)
-        done = limiter.finish(admission, 0 if used is None and failed else used)
+        if used is None and isinstance(error, errors.APIError) and not record.streaming:
+            used = 0
+        limiter = self._request.app[limiter_key]
+        done = limiter.finish(admission, used)
         # shielded: a second cancellation (the shutdown's) must not cut the release short
         await (asyncio.shield(done) if limiter.storage.remote else done)
 
