@@ -75,14 +75,15 @@ class Wrk:
         self.timeout = timeout
 
     def start(self, url: str, body: str, concurrency: int, duration: float, *,
-              expect: str = "", reject: str = "") -> tuple[subprocess.Popen, Path]:
-        """Start wrk POSTing ``body`` to ``url``; every 200 answer must contain ``expect`` and
-        not ``reject``. The process and the file its summary goes to, for :meth:`finish`."""
+              expect: str = "", reject: str = "", authorization: str = "") -> tuple[subprocess.Popen, Path]:
+        """Start wrk POSTing ``body`` to ``url`` (with ``authorization`` as the Authorization
+        header, if given); every 200 answer must contain ``expect`` and not ``reject``. The
+        process and the file its summary goes to, for :meth:`finish`."""
         out = Path(tempfile.mkstemp(prefix="wrk-", suffix=".json")[1])
         argv = [self.binary, "-t", "1", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s",
                 "--timeout", f"{max(1, round(self.timeout))}s", "-s", str(LUA), url]
         env = dict(os.environ, BENCH_BODY=body, BENCH_EXPECT=expect, BENCH_REJECT=reject,
-                   BENCH_OUT=str(out))
+                   BENCH_OUT=str(out), BENCH_AUTHORIZATION=authorization)
         popen = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
         return popen, out
@@ -106,9 +107,10 @@ class Wrk:
         return _result(raw)
 
     def run(self, url: str, body: str, concurrency: int, duration: float, *,
-            expect: str = "", reject: str = "") -> dict[str, Any]:
+            expect: str = "", reject: str = "", authorization: str = "") -> dict[str, Any]:
         """:meth:`start` then :meth:`finish`."""
-        popen, out = self.start(url, body, concurrency, duration, expect=expect, reject=reject)
+        popen, out = self.start(url, body, concurrency, duration, expect=expect, reject=reject,
+                                authorization=authorization)
         return self.finish(popen, out, duration)
 
 

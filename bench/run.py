@@ -24,7 +24,7 @@ from typing import Any, Callable
 from devstack.processes import ManagedProcess, StackError
 from devstack.stack import Stack, gateway_command
 
-from . import ROOT, log, report, source, system, tools
+from . import ROOT, limits, log, report, source, system, tools
 from .load import (CHUNKS, MODEL, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, Wrk, chat_body, count_token_body,
                    describe, merge_runs, standin_models, worker_body)
 from .probes import slow_streams, ttft_probe
@@ -387,6 +387,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-duration", type=float, default=10.0)
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.rst and the plot")
     p.add_argument("--work-dir", type=Path, default=ROOT / ".bench", help="default .bench")
+    p.add_argument("--limits", action="store_true",
+                   help="only measure what keys for teams cost a request: a plain key, limits in "
+                        "the process, limits in Redis (needs wrk and redis-server, not FastChat); "
+                        "chat at 32 concurrent")
     p.add_argument("--ref", default=None,
                    help="measure fastchat_api/ as committed at this git ref (e.g. HEAD, HEAD~3) "
                         "instead of the working tree")
@@ -423,6 +427,8 @@ def meta(args: argparse.Namespace, argv: list[str] | None, bench: Bench | None, 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when every point was measured, 2 when a tool is missing."""
     args = parse_args(argv)
+    if args.limits:
+        return limits.main(args, tools.check_limits())
     found = tools.check(args.work_dir / "fastchat-venv", docs=not args.no_docs,
                         gunicorn=not args.no_gunicorn, profile=args.profile)
     args.work_dir.mkdir(parents=True, exist_ok=True)

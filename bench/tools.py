@@ -54,6 +54,18 @@ def check(venv: Path, *, docs: bool, gunicorn: bool, profile: bool) -> Tools:
     return Tools(wrk=wrk, fastchat_python=python, pyspy=pyspy)
 
 
+def check_limits() -> str:
+    """wrk for ``--limits`` (and redis-server), or exit with status 2 saying how to install them."""
+    wrk = shutil.which("wrk")
+    missing = [f"  {tool}:\n    sudo apt-get install -y {tool}"
+               for tool, found in (("wrk", wrk), ("redis-server", shutil.which("redis-server")))
+               if not found]
+    if missing or wrk is None:
+        print("bench: missing; install, then run again:\n" + "\n".join(missing), file=sys.stderr)
+        sys.exit(2)
+    return wrk
+
+
 def raise_fd_limit(want: int = 65536) -> int:
     """Raise the soft limit of open files towards ``want`` (not past the hard limit); the
     limit now in force."""

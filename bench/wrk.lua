@@ -7,6 +7,7 @@
 --   BENCH_EXPECT  a string every 200 answer must contain (e.g. "[DONE]" for a stream); optional
 --   BENCH_REJECT  a string no answer may contain (e.g. "error"); optional
 --   BENCH_OUT     the file the JSON summary is written to
+--   BENCH_AUTHORIZATION  an Authorization header value (e.g. "Bearer sk-..."); optional
 --
 -- wrk reads each answer to its end (a chunked SSE stream included) before it counts the
 -- request, so a stream's latency is the time to its last byte.
@@ -31,6 +32,8 @@ function init(args)
    expect = os.getenv("BENCH_EXPECT") or ""
    reject = os.getenv("BENCH_REJECT") or ""
    headers = { ["Content-Type"] = "application/json" }
+   local authorization = os.getenv("BENCH_AUTHORIZATION") or ""
+   if authorization ~= "" then headers["Authorization"] = authorization end
    good = 0
    bad = 0
    first_bad = ""

@@ -13,6 +13,7 @@ FastChat is never imported here: it runs in the children, possibly with another 
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence, Union
 from .processes import HOST, ManagedProcess, StackError, Supervisor, http_post_json
 
 __all__ = ["DEFAULT_CONV_TEMPLATE", "Stack", "controller_command", "gateway_command",
-           "openai_api_server_command", "standin_command", "worker_command"]
+           "openai_api_server_command", "redis_command", "standin_command", "worker_command"]
 
 DEFAULT_CONV_TEMPLATE = "vicuna_v1.1"
 WORKER_MODULE = "fastchat.serve.model_worker"
@@ -30,6 +31,7 @@ WORKER_START_TIMEOUT = 180.0
 CONTROLLER_START_TIMEOUT = 60.0
 GATEWAY_START_TIMEOUT = 60.0
 STANDIN_START_TIMEOUT = 30.0
+REDIS_START_TIMEOUT = 10.0
 
 GatewayArgv = Union[Sequence[str], Callable[[int, str], Sequence[str]], None]
 
@@ -92,6 +94,22 @@ def openai_api_server_command(
     """FastChat's own OpenAI-compatible API server."""
     return [python or sys.executable, "-m", "fastchat.serve.openai_api_server",
             "--host", host, "--port", str(port), "--controller-address", controller_url]
+
+
+def redis_command(port: int, *, host: str = HOST) -> list[str]:
+    """A throwaway ``redis-server`` (Debian's package) on ``host:port`` that writes nothing to
+    disk."""
+    return ["redis-server", "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"]
+
+
+def redis_answers(host: str, port: int) -> bool:
+    """Whether a Redis server on ``host:port`` answers ``PING``."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 class Stack(Supervisor):
@@ -164,6 +182,15 @@ class Stack(Supervisor):
                                host=self.host)
         return self.start_process("standin", argv, ready=f"{url}/standin/requests",
                                   timeout=STANDIN_START_TIMEOUT, port=port, url=url)
+
+    def start_redis(self, port: int | None = None) -> ManagedProcess:
+        """Start ``redis-server`` (on ``port``, e.g. again after a stop); ready when it answers
+        ``PING``. Its ``url`` is ``redis://host:port/0``."""
+        port = self.reserve(port)
+        return self.start_process("redis", redis_command(port, host=self.host),
+                                  ready=lambda: redis_answers(self.host, port),
+                                  timeout=REDIS_START_TIMEOUT, port=port,
+                                  url=f"redis://{self.host}:{port}/0")
 
     def start_gateway(
         self,

@@ -13,13 +13,14 @@ from aiohttp import web, web_response
 from . import accesslog, bodies, errors
 from .config import Config, load_config
 from .keys import KeyStore, reload_on_sighup
+from .limits import Limiter, add_rate_headers, close_storage, storage_of
 from .logfilter import setup_malformed_request_log
 from .metrics import metrics_middleware
 from .openapi import build_on_startup
 from .middlewares import add_ignored_header, add_request_id_header, auth_middleware, error_middleware, request_id_middleware
 from .routes import setup_routes
 from .shutdown import Draining, drain_on_shutdown
-from .typedefs import body_budget_key, config_key, draining_key, keys_key, upstream_key
+from .typedefs import body_budget_key, config_key, draining_key, keys_key, limiter_key, upstream_key
 from .upstream import Upstream, create_session
 
 CONFIG_ENV = "FASTCHAT_API_CONFIG"
@@ -63,6 +64,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[config_key] = config
     app[keys_key] = KeyStore(config.auth)
+    app[limiter_key] = Limiter(config.limits, storage_of(config.limits))
     app[draining_key] = Draining()
     app[body_budget_key] = bodies.BodyBudget(config.server.max_body_memory)
     app.on_shutdown.append(drain_on_shutdown)
@@ -71,6 +73,8 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(reload_on_sighup)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_ignored_header)
+    app.on_response_prepare.append(add_rate_headers)
+    app.on_cleanup.append(close_storage)
     app.on_response_prepare.append(bodies.close_unless_read)
     app.on_startup.append(build_on_startup)
     setup_routes(app, config.cors)

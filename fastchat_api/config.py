@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar, cast
 
@@ -55,6 +56,11 @@ class _Switch(fields.String):
 def _strict_int(check: validate.Validator) -> fields.Integer:
     """An integer key: ``strict`` so that 1.5 or "8000" is an error, never truncated or parsed."""
     return fields.Integer(strict=True, validate=check)
+
+
+def _optional_int(check: validate.Validator) -> fields.Integer:
+    """A strict integer key that may be left unset (null: no such limit)."""
+    return fields.Integer(strict=True, allow_none=True, validate=check)
 
 
 def _setting(default: T, check: fields.Field[Any]) -> T:
@@ -156,12 +162,50 @@ class UpstreamConfig:
     expose_addresses: bool = _setting(False, fields.Boolean())
 
 
+# A key's name: shown in logs and metric labels, and part of the limiter's storage keys.
+_KEY_NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._@/+-]{0,63}$",
+                            error="Not a key name: up to 64 letters, digits and . _ @ / + -, "
+                                  "starting with a letter or digit.")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """One entry of ``auth.keys`` or of the ``auth.keys_file``: a key and what it may do
+    (``keys.Key`` says how each attribute is applied). Unset limits are no limits."""
+
+    key: str = _setting("", fields.String(required=True, validate=_NOT_EMPTY))
+    name: str | None = _setting(None, fields.String(allow_none=True, validate=_KEY_NAME))
+    models: tuple[str, ...] | None = _setting(
+        None, fields.List(fields.String(validate=_NOT_EMPTY), allow_none=True)
+    )
+    rpm: int | None = _setting(None, _optional_int(_POSITIVE))
+    tpm: int | None = _setting(None, _optional_int(_POSITIVE))
+    max_parallel: int | None = _setting(None, _optional_int(_POSITIVE))
+    expires: date | None = _setting(None, fields.Date(allow_none=True))
+
+
+KEY_SCHEMA = _schema_of(KeyConfig)()
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     api_keys: tuple[str, ...] = _setting((), fields.List(fields.String(validate=_NOT_EMPTY)))
+    keys: tuple[KeyConfig, ...] = _setting((), fields.List(fields.Nested(KEY_SCHEMA)))
+    keys_file: str | None = _setting(None, fields.String(allow_none=True, validate=_NOT_EMPTY))
     api_keys_file: str | None = _setting(None, fields.String(allow_none=True, validate=_NOT_EMPTY))
     api_keys_env: str | None = _setting(None, fields.String(allow_none=True, validate=_ENV_NAME))
     protect_api_v1: bool = _setting(True, fields.Boolean())
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    redis_url: str | None = _setting(None, fields.String(
+        allow_none=True, validate=validate.Regexp(r"^(redis|rediss|unix)://",
+                                                  error="Not a redis://, rediss:// or unix:// URL.")))
+    redis_timeout: float = _setting(0.25, fields.Float(validate=_POSITIVE))
+    on_redis_error: str = _setting("serve", fields.String(validate=validate.OneOf(["serve", "refuse"])))
+    slot_timeout: float = _setting(900.0, fields.Float(validate=_POSITIVE))
+    model_max_parallel: int | None = _setting(None, _optional_int(_POSITIVE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +240,7 @@ class Config:
     controller: ControllerConfig = _section(ControllerConfig)
     upstream: UpstreamConfig = _section(UpstreamConfig)
     auth: AuthConfig = _section(AuthConfig)
+    limits: LimitsConfig = _section(LimitsConfig)
     cors: CorsConfig = _section(CorsConfig)
     logging: LoggingConfig = _section(LoggingConfig)
     metrics: MetricsConfig = _section(MetricsConfig)
@@ -205,15 +250,15 @@ class Config:
 CONFIG_SCHEMA = _schema_of(Config)()
 
 
-def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
+def first_error(errors: Any, path: str = "") -> tuple[str, str]:
     """The dotted key and reason of the first error marshmallow reported."""
     if isinstance(errors, dict):
         key, value = next(iter(errors.items()))
         if key == "_schema":
-            return _first_error(value, path)
-        return _first_error(value, f"{path}.{key}" if path else str(key))
+            return first_error(value, path)
+        return first_error(value, f"{path}.{key}" if path else str(key))
     if isinstance(errors, list) and errors:
-        return _first_error(errors[0], path)
+        return first_error(errors[0], path)
     return path or "(top level)", str(errors).rstrip(".")
 
 
@@ -237,7 +282,7 @@ def build_config(
     try:
         config: Config = CONFIG_SCHEMA.load(merged)
     except ValidationError as exc:
-        key, reason = _first_error(exc.messages)
+        key, reason = first_error(exc.messages)
         raise ConfigError(f"{source}: {key}: {reason}") from None
     return config
 

@@ -62,6 +62,16 @@ IGNORED_PARAMS = Counter("fastchat_api_ignored_params", "Request fields accepted
                          ["param"])
 RETRIES = Counter("fastchat_api_retries", "Requests sent again after an upstream failure, by the "
                   "worker that failed", ["worker"])
+# By key: the key's name, or its hash prefix (``keys.key_id``); only with keys configured.
+KEY_REQUESTS = Counter("fastchat_api_key_requests", "API requests answered, by key, model and status",
+                       ["key", "model", "status"])
+KEY_TOKENS = Counter("fastchat_api_key_tokens", "Tokens used, by key, model and type (prompt, "
+                     "completion)", ["key", "model", "type"])
+RATE_LIMITED = Counter("fastchat_api_rate_limited", "Requests refused by a limit, by key and limit "
+                       "(rpm, tpm, max_parallel; model_max_parallel with an empty key)",
+                       ["key", "limit"])
+LIMITS_UNCHECKED = Counter("fastchat_api_limits_unchecked", "Requests whose limits could not be "
+                           "checked (Redis failing), by outcome (served, refused)", ["outcome"])
 
 
 class _Children(dict[tuple[object, ...], M]):
@@ -82,6 +92,8 @@ _ttft = _Children(TIME_TO_FIRST_TOKEN)
 _prompt_tokens = _Children(PROMPT_TOKENS)
 _completion_tokens = _Children(COMPLETION_TOKENS)
 _ignored = _Children(IGNORED_PARAMS)
+_key_requests = _Children(KEY_REQUESTS)
+_key_tokens = _Children(KEY_TOKENS)
 _served: set[str] = set()  # every model name the controller listed since the process started
 
 
@@ -131,6 +143,8 @@ async def metrics_middleware(
         route, model = _route(request), _model(record)
         _requests[route, model, status].inc()
         _latency[route, model].observe(time.perf_counter() - record.started)
+        if record.key is not None:
+            _key_requests[record.key.id, model, status].inc()
 
 
 def first_token(record: RequestRecord) -> None:
@@ -143,9 +157,13 @@ def first_token(record: RequestRecord) -> None:
 def record_usage(record: RequestRecord, usage: Usage) -> Usage:
     """An answer's token usage: counted by model, and kept on the record for the access log."""
     record.usage = usage
-    model = (_model(record),)
-    _prompt_tokens[model].inc(usage.get("prompt_tokens", 0))
-    _completion_tokens[model].inc(usage.get("completion_tokens", 0))
+    model = _model(record)
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    _prompt_tokens[(model,)].inc(prompt)
+    _completion_tokens[(model,)].inc(completion)
+    if record.key is not None:
+        _key_tokens[record.key.id, model, "prompt"].inc(prompt)
+        _key_tokens[record.key.id, model, "completion"].inc(completion)
     return usage
 
 
@@ -153,6 +171,16 @@ def ignored_params(names: Iterable[str]) -> None:
     """A request's fields that were accepted and ignored, as bounded labels."""
     for name in names:
         _ignored[(name,)].inc()
+
+
+def rate_limited(key: str | None, limit: str) -> None:
+    """A request refused by ``limit`` of ``key`` (None: the model's cap)."""
+    RATE_LIMITED.labels(key or "", limit).inc()
+
+
+def limits_unchecked(outcome: str) -> None:
+    """A request whose limits the storage could not check, ``served`` or ``refused``."""
+    LIMITS_UNCHECKED.labels(outcome).inc()
 
 
 def upstream_error(worker: str | None, kind: str) -> None:

@@ -170,7 +170,8 @@ def bearer_token(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer-key check on the API routes, against the app's key store when it is on.
+    """Bearer-key check on the API routes, against the app's key store when it is on; a key
+    past its ``expires`` date is a 401 saying so.
 
     CORS preflights pass, since browsers never send credentials on them. Operations routes
     (/health, /ready, /metrics, /openapi.json, /docs) are outside the protected prefixes.
@@ -184,11 +185,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
             status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INVALID_AUTH_KEY,
         )
-    identity = keys.identify(token)
-    if identity is None:
+    key = keys.identify(token)
+    if key is None:
         raise errors.APIError(
             "Incorrect API key provided.",
             status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
         )
-    record_of(request).key_id = identity
+    if key.expired():
+        raise errors.APIError(
+            f"This API key expired on {key.expires}.",
+            status=401, code="invalid_api_key", fastchat_code=errors.ErrorCode.INCORRECT_AUTH_KEY,
+        )
+    record_of(request).key = key
     return await handler(request)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Sequence, TypedDict
+from typing import TYPE_CHECKING, Sequence, TypedDict
 from urllib.parse import quote
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from .keys import Key
 
 
 class Usage(TypedDict, total=False):
@@ -30,13 +33,19 @@ class RequestRecord:
 
     started: float = field(default_factory=time.perf_counter)  # perf_counter seconds
     request_id: str | None = None
-    key_id: str | None = None  # the key's identity (a hash prefix), never the key
+    key: Key | None = None  # the key the request came with (``keys.Key``), when keys are on
     model: str | None = None
     user: str | None = None  # the body's ``user``: the client's end user
     ignored: tuple[str, ...] = ()  # body fields accepted without effect, in body order
     usage: Usage | None = None
     first_token: float | None = None  # seconds from ``started`` to a stream's first token
     stream: web.StreamResponse | None = None  # the SSE response once it is prepared
+    rate_headers: dict[str, str] | None = None  # a limited key's x-ratelimit-* (``limits``)
+
+    @property
+    def key_id(self) -> str | None:
+        """The key's identity in logs and metrics (its name, or a hash prefix), never the key."""
+        return None if self.key is None else self.key.id
 
     @property
     def streaming(self) -> bool:

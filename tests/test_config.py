@@ -15,7 +15,7 @@ from marshmallow import fields
 
 from fastchat_api.__main__ import overrides, parse_args
 from fastchat_api.config import (
-    CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, build_config, load_config,
+    CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, KeyConfig, build_config, load_config,
 )
 
 from .support import run_cli
@@ -107,7 +107,8 @@ SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hi
 # of a setting's line, so this keeps the two from drifting apart.
 FIELD_FOR_TYPE = {
     int: fields.Integer, float: fields.Float, bool: fields.Boolean, str: fields.String,
-    str | None: fields.String, tuple[str, ...]: fields.List,
+    str | None: fields.String, int | None: fields.Integer, tuple[str, ...]: fields.List,
+    tuple[KeyConfig, ...]: fields.List,
 }
 
 
@@ -116,11 +117,13 @@ def test_each_setting_is_checked_as_its_annotation_says(section, key):
     kind = HINTS[section][key]
     check = CONFIG_SCHEMA.fields[section].schema.fields[key]
     assert isinstance(check, FIELD_FOR_TYPE[kind])
-    assert check.allow_none is (kind == str | None)
-    if kind is int:
+    assert check.allow_none is (type(None) in typing.get_args(kind))
+    if kind in (int, int | None):
         assert check.strict  # 1.5 or "8000" for a count or a port is an error, not truncated
     if kind == tuple[str, ...]:
         assert isinstance(check.inner, fields.String)
+    if kind == tuple[KeyConfig, ...]:
+        assert isinstance(check.inner, fields.Nested)
 
 
 def test_every_default_passes_its_own_check():

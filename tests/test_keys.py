@@ -98,7 +98,7 @@ def test_file_is_looked_at_most_once_a_second(key_file, monkeypatch):
     clock.now += 0.5
     assert store.identify("sk-new") is None
     clock.now += 0.6
-    assert store.identify("sk-new") == keys.key_id("sk-new")
+    assert store.identify("sk-new") == keys.Key(keys.key_id("sk-new"))
 
 
 def test_key_identity_reveals_nothing():

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from aiohttp import web
 
 from .. import metrics, responses
 from ..aio import gather_or_cancel
 from ..jsonutil import json_response
-from ..protocol import ChatRequest
+from ..limits import admitted, estimate_tokens
+from ..protocol import ChatRequest, Messages
 from ..record import record_of
 from ..streaming import Delta, event
 from ..typedefs import upstream_key
@@ -20,8 +21,27 @@ from .retry import with_retry
 from .stream import stream_choices
 
 
+def _texts(messages: Messages) -> Iterator[str]:
+    """The text of every message (a ready prompt string is one)."""
+    if isinstance(messages, str):
+        yield messages
+        return
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            yield content
+        elif content:
+            yield from (part["text"] for part in content if part["type"] == "text")
+
+
+def _estimate(req: ChatRequest) -> int:
+    """The tokens the chat is charged before it runs (``limits.estimate_tokens``)."""
+    return estimate_tokens(_texts(req.messages), (req.requested_tokens or 0) * req.n)
+
+
 async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamResponse:
-    """Answer ``req``, retried once on another worker when the first fails early."""
+    """Answer ``req`` within its key's limits, retried once on another worker when the first
+    fails early."""
     upstream = request.app[upstream_key]
     record = record_of(request)
     record.model, record.user = req.model, req.user
@@ -32,7 +52,8 @@ async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamR
             return await _stream(request, upstream, req, job)
         return await _complete(request, upstream, req, job)
 
-    return await with_retry(request, attempt)
+    async with admitted(request, req.model, lambda: _estimate(req)):
+        return await with_retry(request, attempt)
 
 
 async def _complete(request: web.Request, upstream: Upstream, req: ChatRequest, job: Job) -> web.Response:

@@ -8,6 +8,7 @@ from aiohttp import web
 from .. import metrics, responses
 from ..aio import gather_or_cancel
 from ..jsonutil import json_response
+from ..limits import admitted, estimate_tokens
 from ..protocol import CompletionRequest
 from ..record import Usage, record_of
 from ..streaming import Delta, event
@@ -19,7 +20,8 @@ from .stream import stream_choices
 
 
 async def text_completion(request: web.Request, req: CompletionRequest) -> web.StreamResponse:
-    """Answer ``req``, retried once on another worker when the first fails early."""
+    """Answer ``req`` within its key's limits, retried once on another worker when the first
+    fails early."""
     upstream = request.app[upstream_key]
     record = record_of(request)
     record.model, record.user = req.model, req.user
@@ -30,7 +32,11 @@ async def text_completion(request: web.Request, req: CompletionRequest) -> web.S
             return await _stream(request, upstream, req, jobs)
         return await _complete(request, upstream, req, jobs)
 
-    return await with_retry(request, attempt)
+    def estimate() -> int:
+        return estimate_tokens(req.prompt, (req.max_tokens or 0) * req.n * len(req.prompt))
+
+    async with admitted(request, req.model, estimate):
+        return await with_retry(request, attempt)
 
 
 def _usage(jobs: list[Job], n: int, results: list[Frame]) -> Usage:

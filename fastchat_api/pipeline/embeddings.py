@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import metrics, responses
 from ..aio import gather_or_cancel
 from ..jsonutil import json_response
+from ..limits import admitted, estimate_tokens
 from ..protocol import EmbeddingsRequest
 from ..record import record_of
 from ..typedefs import config_key, upstream_key
@@ -37,10 +38,16 @@ async def _check_blanks(upstream: Upstream, model: str, inputs: list[str]) -> No
 
 
 async def create_embeddings(request: web.Request, req: EmbeddingsRequest, model: str) -> web.Response:
-    """Embed ``req.input`` with ``model``: floats, or base64 of little-endian float32."""
-    upstream = request.app[upstream_key]
+    """Embed ``req.input`` with ``model`` within the key's limits: floats, or base64 of
+    little-endian float32."""
     record = record_of(request)
     record.model, record.user = model, req.user
+    async with admitted(request, model, lambda: estimate_tokens(req.input, 0)):
+        return await _embed(request, req, model)
+
+
+async def _embed(request: web.Request, req: EmbeddingsRequest, model: str) -> web.Response:
+    upstream = request.app[upstream_key]
     await upstream.catalog.check_model(model)
     inputs, size = req.input, request.app[config_key].upstream.embedding_batch_size
     await _check_blanks(upstream, model, inputs)
@@ -50,5 +57,5 @@ async def create_embeddings(request: web.Request, req: EmbeddingsRequest, model:
     vectors = (vector for answer in answers for vector in answer["embedding"])
     tokens = sum(int(answer.get("token_num") or 0) for answer in answers)
     body = responses.embeddings(model, vectors, tokens, as_base64=req.encoding_format == "base64")
-    metrics.record_usage(record, body["usage"])
+    metrics.record_usage(record_of(request), body["usage"])
     return json_response(body)

@@ -13,6 +13,7 @@ from ..protocol import APIChatRequest, TokenCheckRequest
 from ..response_schemas import (
     ChatCompletionChunkSchema, ChatCompletionResponseSchema, TokenCheckResponseSchema, returns,
 )
+from ..keys import model_access
 from ..typedefs import upstream_key
 
 routes = web.RouteTableDef()
@@ -27,7 +28,7 @@ async def check_tokens(request: web.Request, req: TokenCheckRequest) -> web.Resp
     For each prompt, its token count, the model's context length, and whether the prompt plus
     ``max_tokens`` fits (FastChat's route).
     """
-    return json_response(await token_check(request.app[upstream_key], req))
+    return json_response(await token_check(request.app[upstream_key], req, model_access(request)))
 
 
 @routes.post("/api/v1/chat/completions")

@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from ..jsonutil import json_response
+from ..keys import model_access
 from ..response_schemas import ModelListSchema, ModelSchema, returns
 from ..responses import model_card
 from ..typedefs import upstream_key
@@ -17,8 +18,11 @@ routes = web.RouteTableDef()
 @routes.get("/v1/models")
 @returns(ModelListSchema)
 async def list_models(request: web.Request) -> web.Response:
-    """List the models the controller's workers serve."""
+    """List the models the controller's workers serve (those the key may use)."""
     names = await request.app[upstream_key].catalog.models(poll_workers=True)
+    allows = model_access(request)
+    if allows is not None:
+        names = [name for name in names if allows(name)]
     created = int(time.time())
     return json_response({"object": "list", "data": [model_card(name, created) for name in names]})
 
@@ -26,7 +30,7 @@ async def list_models(request: web.Request) -> web.Response:
 @routes.get("/v1/models/{model:.+}")
 @returns(ModelSchema)
 async def retrieve_model(request: web.Request) -> web.Response:
-    """Retrieve one model; 404 when no worker serves it."""
+    """Retrieve one model; 404 when no worker serves it (or the key may not use it)."""
     name = request.match_info["model"]
-    await request.app[upstream_key].catalog.check_model(name)
+    await request.app[upstream_key].catalog.check_model(name, model_access(request))
     return json_response(model_card(name, int(time.time())))

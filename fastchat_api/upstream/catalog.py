@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .. import errors, metrics
 from ..config import ControllerConfig
@@ -116,8 +117,10 @@ class Catalog:
         :meth:`models`. Only these are sent images."""
         return await self._multimodal.get()
 
-    async def check_model(self, model: str) -> None:
-        """404 with FastChat's text (code 40301) unless a worker serves ``model``.
+    async def check_model(self, model: str, allows: Callable[[str], bool] | None = None) -> None:
+        """404 with FastChat's text (code 40301) unless a worker serves ``model`` and
+        ``allows`` it (the request's key, ``keys.Key.allows``): a model the key may not use
+        gets the very answer of one that does not exist, naming only the models it may use.
 
         A name missing from the cached list is looked up once more, since a worker may have
         registered since. For ``outage_grace`` seconds after the controller stopped listing a
@@ -128,10 +131,13 @@ class Catalog:
         models = await self.models()
         if model not in models:
             models = await self._model_list.fresh()
+        if allows is not None:
+            models = [name for name in models if allows(name)]
         if model in models:
             return
         missing = self._missing_since.get(model)
-        if missing is not None and self._clock() - missing < self._outage_grace:
+        hidden = allows is not None and not allows(model)
+        if missing is not None and not hidden and self._clock() - missing < self._outage_grace:
             raise errors.upstream_unavailable(
                 f"No worker serves {model} right now: the controller listed it until moments "
                 "ago, and its workers may be registering again (e.g. after a controller restart)"

@@ -32,12 +32,14 @@ class Rig:
         return self.stack.start_standin(f"{STANDIN_MODEL}:{pieces}:{delay}",
                                         controller_url=controller, heartbeat=0.3)
 
-    def gateway(self, controller: str, /, *, gunicorn: bool = False,
+    def gateway(self, controller: str, /, *, gunicorn: bool = False, workers: int = 1,
                 **sections: dict[str, Any]) -> ManagedProcess:
         """Our server in front of the ``controller`` URL with these config sections (access
-        log off unless given): ``python -m fastchat_api``, or gunicorn with one aiohttp worker."""
+        log off unless given): ``python -m fastchat_api``, or gunicorn with ``workers`` aiohttp
+        workers (``config/gunicorn.conf.py``)."""
         sections["controller"] = {"address": controller, **sections.get("controller", {})}
-        return start_gateway(self.stack, gunicorn=gunicorn, **({"logging": {"access_format": "off"}} | sections))
+        return start_gateway(self.stack, gunicorn=gunicorn, workers=workers,
+                             **({"logging": {"access_format": "off"}} | sections))
 
 
 @pytest.fixture
