@@ -62,6 +62,10 @@ IGNORED_PARAMS = Counter("fastchat_api_ignored_params", "Request fields accepted
                          ["param"])
 RETRIES = Counter("fastchat_api_retries", "Requests sent again after an upstream failure, by the "
                   "worker that failed", ["worker"])
+GUIDED = Counter("fastchat_api_guided_attempts", "Generations of a shape the worker cannot "
+                 "constrain (kind: json_object, json_schema), by model, kind and outcome: valid, "
+                 "retried (generated again), accepted (answered without conforming, as allowed), "
+                 "failed (the request ended in an error)", ["model", "kind", "outcome"])
 
 
 class _Children(dict[tuple[object, ...], M]):
@@ -163,6 +167,12 @@ def upstream_error(worker: str | None, kind: str) -> None:
 def retry(worker: str) -> None:
     """A request is sent again because ``worker`` failed (see ``pipeline.retry``)."""
     RETRIES.labels(worker).inc()
+
+
+def guided_attempt(model: str, kind: str, outcome: str) -> None:
+    """One generation under a guide (``guided``): its outcome. ``model`` is the request's
+    model, served (the pipeline checked it) and so a bounded label."""
+    GUIDED.labels(model, kind, outcome).inc()
 
 
 def exposition() -> bytes:

@@ -108,7 +108,7 @@ SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hi
 # of a setting's line, so this keeps the two from drifting apart.
 FIELD_FOR_TYPE = {
     int: fields.Integer, float: fields.Float, bool: fields.Boolean, str: fields.String,
-    str | None: fields.String, tuple[str, ...]: fields.List,
+    str | None: fields.String, tuple[str, ...]: fields.List, typing.Mapping[str, str]: fields.Dict,
 }
 
 
