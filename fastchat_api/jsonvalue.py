@@ -96,18 +96,26 @@ class ValueEnd:
 
 
 class Parsed(NamedTuple):
-    """A value read from text, or why none could be: ``error`` is None when ``value`` holds."""
+    """A value read from text, or why none could be: ``error`` is None when ``value`` holds;
+    ``cut_short`` when the text is a JSON value's beginning that ended too soon."""
 
     value: Any
-    error: str | None
+    error: str | None = None
+    cut_short: bool = False
 
 
 def parse(text: str) -> Parsed:
     """The JSON value ``text`` holds (surrounding whitespace allowed), or the parser's reason
-    (``"Expecting ',' delimiter at line 1, column 9"``). NaN and the infinities, which JSON
-    does not have, are refused."""
+    (``"Expecting ',' delimiter: line 1 column 9 (char 8)"``). NaN and the infinities, which
+    JSON does not have, are refused."""
     try:
-        return Parsed(json.loads(text, parse_constant=_no_constant), None)
+        return Parsed(json.loads(text, parse_constant=_no_constant))
+    except json.JSONDecodeError as exc:
+        end = ValueEnd()
+        end.finish(text)
+        short = end.end is None and not end.broken and (
+            exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"))
+        return Parsed(None, str(exc), short)
     except ValueError as exc:
         return Parsed(None, str(exc))
 

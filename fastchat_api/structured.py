@@ -109,10 +109,9 @@ class JSONGuide:
     def judge(self, text: str) -> Verdict:
         """JSON, and valid against the schema (best_match's error said when not)."""
         parsed = parse(text)
+        if parsed.cut_short:
+            return Verdict(False, False, "the output ended before the JSON value did")
         if parsed.error is not None:
-            end = ValueEnd()
-            if end.finish(text) is None and not end.broken:
-                return Verdict(False, False, "the output ended before the JSON value did")
             return Verdict(False, False, f"the output is not JSON ({parsed.error})")
         error = best_match(self._validator.iter_errors(parsed.value))
         if error is None:
