@@ -303,3 +303,21 @@ async def test_the_official_client_raises_the_502_once(async_openai, fake):
         await async_openai.chat.completions.parse(
             model=MODEL, messages=[{"role": "user", "content": "Who?"}], response_format=Person)
     assert len(fake.sent("/worker_generate_stream")) == 3
+
+
+# -- LangChain -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["json_schema", "json_mode"])
+async def test_langchains_with_structured_output(client, fake, method):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    llm = langchain_openai.ChatOpenAI(model=MODEL, base_url=str(client.make_url("/v1")),
+                                      api_key="EMPTY", max_retries=0)
+    fake.pieces = PERSON_PIECES if method == "json_schema" else ['"name": "Ann", "role": "admin", ',
+                                                                 '"address": {"city": "Oslo"}, "tags": []}']
+    structured_llm = llm.with_structured_output(Person, method=method)
+    person = await structured_llm.ainvoke("Who? Answer in JSON.")
+    assert isinstance(person, Person) and person.address.city == "Oslo"
+    (params,) = fake.sent("/worker_generate_stream")
+    opening = '{"name": ' if method == "json_schema" else "{"
+    assert params["prompt"].endswith(f"ASSISTANT: {opening}")
