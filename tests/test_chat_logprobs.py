@@ -109,3 +109,12 @@ async def test_logprobs_of_a_json_answer_cover_what_the_worker_wrote_up_to_the_c
     assert choice["message"]["content"] == '{"a": 1}'
     tokens = [entry["token"] for entry in choice["logprobs"]["content"]]
     assert tokens == ['"a"', ": 1}"]  # the opening "{" was not generated: it has no logprob
+
+
+async def test_browsers_may_read_the_logprobs_headers(client):
+    resp = await client.post(
+        "/v1/chat/completions", json=CHAT | {"logprobs": True, "top_logprobs": 1},
+        headers={"Origin": "https://app.example"})
+    assert resp.headers["X-Top-Logprobs"] == "0"
+    exposed = resp.headers["Access-Control-Expose-Headers"]
+    assert "X-Top-Logprobs" in exposed and "X-Logprobs" in exposed
