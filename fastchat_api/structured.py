@@ -74,18 +74,32 @@ def _refs(node: Any) -> Iterator[str]:
             yield from _refs(item)
 
 
-def opening(schema: dict[str, Any]) -> str:
-    """The start of the JSON value ``schema`` asks for: ``{`` for an object (``{"name": ``
-    when its first property is required, the order strict outputs follow), ``[`` for an
-    array, ``"`` for a string; nothing when the schema leaves the type open."""
+_MAX_OPENING_DEPTH = 8
+
+
+def opening(schema: Any, depth: int = 0) -> str:
+    """The start of the JSON value ``schema`` asks for, as far as the schema fixes it: ``{``
+    for an object, followed by its first property's name and that property's own opening
+    when the property is required (the order strict outputs follow): ``{"name": "`` for a
+    required string ``name``; ``[`` for an array, ``"`` for a string (or an enum of strings);
+    nothing where the schema leaves the type open. Small models follow a typed opening far
+    better than the schema alone (SmolLM2-135M wrote ``{"name": 123`` after ``{"name": ``)."""
+    if not isinstance(schema, dict) or depth > _MAX_OPENING_DEPTH:
+        return ""
     kind = schema.get("type")
     if kind == "object":
         properties, required = schema.get("properties"), schema.get("required")
         first = next(iter(properties), None) if isinstance(properties, dict) else None
         if isinstance(first, str) and isinstance(required, list) and first in required:
-            return "{" + json.dumps(first, ensure_ascii=False) + ": "
+            return "{" + json.dumps(first, ensure_ascii=False) + ": " + opening(properties[first], depth + 1)
         return "{"
-    return {"array": "[", "string": '"'}.get(kind, "") if isinstance(kind, str) else ""
+    if kind == "string" or _strings_only(schema.get("enum")):
+        return '"'
+    return "[" if kind == "array" else ""
+
+
+def _strings_only(values: Any) -> bool:
+    return isinstance(values, list) and bool(values) and all(isinstance(value, str) for value in values)
 
 
 class JSONGuide:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from devstack.standin import Answer
 from fastchat_api.config import DEFAULT_INSTRUCTION
+from fastchat_api.structured import opening
 
 from .openai_spec import validate
 from .support import CHAT, MODEL, read_events, scrape, streamed_text, until, value
@@ -57,15 +58,38 @@ async def test_valid_json_at_once_is_answered_with_the_opening_and_cut_at_its_en
     assert len(fake.sent("/worker_generate_stream")) == 1 and not fake.sent("/worker_generate")
 
 
+@pytest.mark.parametrize(("schema", "expected"), [
+    (PERSON, '{"name": "'),
+    ({"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "array"}},
+                                             "required": ["b"]}}, "required": ["a"]}, '{"a": {"b": ['),
+    ({"type": "object", "properties": {"kind": {"enum": ["x", "y"]}}, "required": ["kind"]}, '{"kind": "'),
+    ({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}, '{"n": '),
+    ({"type": "object", "properties": {"a": {}, "b": {}}, "required": ["b"]}, "{"),
+    ({"type": "array"}, "["),
+    ({"type": "string"}, '"'),
+    ({"type": "integer"}, ""),
+    ({}, ""),
+])
+def test_the_opening_is_as_much_of_the_value_as_the_schema_fixes(schema, expected):
+    assert opening(schema) == expected
+
+
+async def test_fastchats_api_v1_route_honours_it_too(client, fake):
+    fake.pieces = ['"a": 1}']
+    resp = await client.post("/api/v1/chat/completions", json=CHAT | {"response_format": JSON_OBJECT})
+    assert resp.status == 200
+    assert (await resp.json())["choices"][0]["message"]["content"] == '{"a": 1}'
+
+
 async def test_the_prompt_carries_the_schema_in_the_system_turn_and_opens_the_answer(client, fake):
-    fake.pieces = ['"Ann", "role": "user", "address": {"city": "Oslo"}, "tags": ["x"]}']
+    fake.pieces = ['Ann", "role": "user", "address": {"city": "Oslo"}, "tags": ["x"]}']
     resp = await post(client, response_format=json_schema(PERSON),
                       messages=[{"role": "system", "content": "Be terse."},
                                 {"role": "user", "content": "Who?"}])
     assert resp.status == 200, await resp.text()
     (params,) = fake.sent("/worker_generate_stream")
     instruction = DEFAULT_INSTRUCTION.replace("{schema}", json.dumps(PERSON))
-    assert params["prompt"] == f"Be terse.\n\n{instruction} USER: Who? ASSISTANT: {{\"name\": "
+    assert params["prompt"] == f"Be terse.\n\n{instruction} USER: Who? ASSISTANT: {{\"name\": \""
     content = (await resp.json())["choices"][0]["message"]["content"]
     assert json.loads(content)["name"] == "Ann"
 
@@ -132,11 +156,11 @@ async def test_a_value_cut_short_by_max_tokens_says_so(client, fake):
 
 
 @pytest.mark.parametrize(("pieces", "problem"), [
-    (['"Ann", "role": "root", "address": {"city": "Oslo"}, "tags": ["x"]}'], "$.role"),
-    (['"Ann", "role": "user", "address": {}, "tags": ["x"]}'], "'city' is a required property"),
-    (['"Ann", "role": "user", "address": {"city": "Oslo"}, "tags": []}'], "$.tags"),
-    (['"Ann", "role": "user", "tags": ["x"]}'], "'address' is a required property"),
-    (['"Ann", "role": "user", "address": {"city": 7}, "tags": ["x"]}'], "$.address.city"),
+    (['Ann", "role": "root", "address": {"city": "Oslo"}, "tags": ["x"]}'], "$.role"),
+    (['Ann", "role": "user", "address": {}, "tags": ["x"]}'], "'city' is a required property"),
+    (['Ann", "role": "user", "address": {"city": "Oslo"}, "tags": []}'], "$.tags"),
+    (['Ann", "role": "user", "tags": ["x"]}'], "'address' is a required property"),
+    (['Ann", "role": "user", "address": {"city": 7}, "tags": ["x"]}'], "$.address.city"),
 ])
 async def test_strict_schema_violations_are_never_answered(client, fake, pieces, problem):
     fake.pieces = pieces
@@ -147,8 +171,8 @@ async def test_strict_schema_violations_are_never_answered(client, fake, pieces,
 
 
 async def test_a_nested_schema_is_answered_when_the_model_conforms(client, fake):
-    fake.queue = [['"Ann", "role": "boss", "address": {"city": "Oslo"}, "tags": ["x"]}'],
-                  ['"Ann", "role": "admin", "address": {"city": "Oslo"}, "tags": ["x", "y"]}']]
+    fake.queue = [['Ann", "role": "boss", "address": {"city": "Oslo"}, "tags": ["x"]}'],
+                  ['Ann", "role": "admin", "address": {"city": "Oslo"}, "tags": ["x", "y"]}']]
     resp = await post(client, response_format=json_schema(PERSON))
     assert resp.status == 200, await resp.text()
     content = json.loads((await resp.json())["choices"][0]["message"]["content"])
@@ -157,7 +181,7 @@ async def test_a_nested_schema_is_answered_when_the_model_conforms(client, fake)
 
 async def test_non_strict_answers_json_that_misses_the_schema_when_no_attempt_does_better(client, fake):
     before = await scrape(client)
-    fake.pieces = ['"Ann"}']
+    fake.pieces = ['Ann"}']
     resp = await post(client, response_format=json_schema(PERSON, strict=False))
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["choices"][0]["message"]["content"] == '{"name": "Ann"}'
@@ -255,7 +279,7 @@ class Person(BaseModel):
     tags: list[str]
 
 
-PERSON_PIECES = ['"Ann", "role": "admin", ', '"address": {"city": "Oslo"}, ', '"tags": ["a", "b"]}', " Done."]
+PERSON_PIECES = ['Ann", "role": "admin", ', '"address": {"city": "Oslo"}, ', '"tags": ["a", "b"]}', " Done."]
 
 
 @pytest.fixture
@@ -272,7 +296,7 @@ async def test_the_official_clients_parse_gives_the_pydantic_model(async_openai,
     assert message.parsed == Person(name="Ann", role="admin", address=Address(city="Oslo"), tags=["a", "b"])
     assert message.refusal is None
     sent = fake.sent("/worker_generate_stream")[-1]["prompt"]
-    assert '"additionalProperties": false' in sent and sent.endswith('ASSISTANT: {"name": ')
+    assert '"additionalProperties": false' in sent and sent.endswith('ASSISTANT: {"name": "')
 
 
 async def test_the_official_clients_stream_parses_as_it_goes(async_openai, fake):
@@ -288,7 +312,7 @@ async def test_the_official_clients_stream_parses_as_it_goes(async_openai, fake)
 
 
 async def test_the_official_client_raises_the_in_band_error_of_a_stream(async_openai, fake):
-    fake.pieces = ['"Ann", "role": "nobody"', "}"]
+    fake.pieces = ['Ann", "role": "nobody"', "}"]
     with pytest.raises(openai.APIError, match="did not produce JSON matching the schema 'Person'"):
         async with async_openai.chat.completions.stream(
             model=MODEL, messages=[{"role": "user", "content": "Who?"}], response_format=Person,
@@ -319,5 +343,5 @@ async def test_langchains_with_structured_output(client, fake, method):
     person = await structured_llm.ainvoke("Who? Answer in JSON.")
     assert isinstance(person, Person) and person.address.city == "Oslo"
     (params,) = fake.sent("/worker_generate_stream")
-    opening = '{"name": ' if method == "json_schema" else "{"
+    opening = '{"name": "' if method == "json_schema" else "{"
     assert params["prompt"].endswith(f"ASSISTANT: {opening}")
