@@ -89,10 +89,12 @@ def opening(schema: Any, depth: int = 0) -> str:
     kind = schema.get("type")
     if kind == "object":
         properties, required = schema.get("properties"), schema.get("required")
-        first = next(iter(properties), None) if isinstance(properties, dict) else None
-        if isinstance(first, str) and isinstance(required, list) and first in required:
-            return "{" + json.dumps(first, ensure_ascii=False) + ": " + opening(properties[first], depth + 1)
-        return "{"
+        if not isinstance(properties, dict) or not properties or not isinstance(required, list):
+            return "{"
+        first, inner = next(iter(properties.items()))
+        if not isinstance(first, str) or first not in required:
+            return "{"
+        return "{" + json.dumps(first, ensure_ascii=False) + ": " + opening(inner, depth + 1)
     if kind == "string" or _strings_only(schema.get("enum")):
         return '"'
     return "[" if kind == "array" else ""
