@@ -96,6 +96,9 @@ class StandIn:
     controller_delay: float = 0.0  # /list_models answers this late
     answers: dict[str, Answer] = field(default_factory=dict)  # pieces and delay by model
     replies: dict[str, list[str]] = field(default_factory=dict)  # pieces by prompt
+    # The pieces of the next generations, one list each, taken in turn before any of the above
+    # (``frames`` takes one).
+    queue: list[list[str]] = field(default_factory=list)
     # Frames sent as they are instead of the pieces' (e.g. a character split across tokens).
     script: list[dict[str, Any]] | None = None
     finish_reason: str | None = "stop"
@@ -175,7 +178,7 @@ class StandIn:
         prompt = params.get("prompt", "")
         if self.count(prompt) == 0:
             return [NO_TOKEN_ERROR]
-        pieces = self.answer(params).pieces
+        pieces = self.queue.pop(0) if self.queue else self.answer(params).pieces
         echo = bool(params.get("echo"))
         text = prompt if echo else ""
         with_logprobs = params.get("logprobs") is not None

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, TypeVar, cast
 
 import yaml
@@ -64,7 +65,11 @@ def _optional_int(check: validate.Validator) -> fields.Integer:
 
 
 def _setting(default: T, check: fields.Field[Any]) -> T:
-    """A config key declared once: its default and the marshmallow field that checks the file."""
+    """A config key declared once: its default and the marshmallow field that checks the file
+    (a mapping's default is copied into a read-only view for every config)."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: cast(T, MappingProxyType(dict(default))),
+                     metadata={_FIELD: check})
     return field(default=default, metadata={_FIELD: check})
 
 
@@ -97,7 +102,8 @@ def _from_environment(
 class _Section(Schema):
     """A section's schema: unknown keys are errors, and it loads into the section's dataclass.
 
-    Lists become tuples so that the loaded config is immutable all the way down.
+    Lists become tuples and mappings read-only, so that the loaded config is immutable all the
+    way down.
     """
 
     config: type[Any]
@@ -107,7 +113,14 @@ class _Section(Schema):
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Any:
-        return self.config(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return self.config(**{k: _frozen(v) for k, v in data.items()})
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples, mappings as read-only views."""
+    if isinstance(value, list):
+        return tuple(value)
+    return MappingProxyType(value) if isinstance(value, dict) else value
 
 
 def _schema_of(config: type[Any]) -> type[_Section]:
@@ -234,6 +247,21 @@ class CompatConfig:
     strict: bool = _setting(False, fields.Boolean())
 
 
+DEFAULT_INSTRUCTION = (
+    "Answer with one JSON value and nothing else (no text before or after it, no code "
+    "fences). It must be valid against this JSON Schema:\n{schema}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredConfig:
+    max_attempts: int = _setting(3, _strict_int(validate.Range(min=1, max=10)))
+    instruction: str = _setting(DEFAULT_INSTRUCTION, fields.String(validate=_NOT_EMPTY))
+    model_instructions: Mapping[str, str] = _setting(
+        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=_NOT_EMPTY),
+                                          values=fields.String(validate=_NOT_EMPTY)))
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = _section(ServerConfig)
@@ -245,6 +273,7 @@ class Config:
     logging: LoggingConfig = _section(LoggingConfig)
     metrics: MetricsConfig = _section(MetricsConfig)
     compat: CompatConfig = _section(CompatConfig)
+    structured: StructuredConfig = _section(StructuredConfig)
 
 
 CONFIG_SCHEMA = _schema_of(Config)()

@@ -107,6 +107,12 @@ _CONV_KEYS = (
     "name", "system_template", "system_message", "roles", "messages", "offset", "sep_style",
     "sep", "sep2", "stop_str", "stop_token_ids",
 )
+# Styles whose get_prompt() writes no system message at all.
+_NO_SYSTEM = frozenset({"GEMMA"})
+# Marks where the prefilled assistant text ends in a rendered prompt: the renderers write a
+# turn's text followed by its separators, and the prompt is cut here (a private-use character,
+# looked for from the end, so a message that holds it changes nothing).
+_END_OF_PREFILL = "\ue000"
 _IMAGE_PLACEHOLDER = "$$<image>$$"
 _HEAD_IMAGE_PREFIX = "<image>\n"
 _MAX_STYLE = len(_STYLES_HEAD)
@@ -206,10 +212,18 @@ class Template:
         """The system block; the message is data, so braces in it stay literal."""
         return self.system_template.format(system_message=system_message)
 
-    def render(self, messages: Messages) -> Prompt:
-        """Build the prompt as FastChat's API server does, from validated request messages."""
+    def render(self, messages: Messages, *, instruction: str = "", prefill: str = "") -> Prompt:
+        """Build the prompt as FastChat's API server does, from validated request messages.
+
+        ``instruction`` is added to the system message (after a blank line), or to the last
+        user message where the template writes no system message; ``prefill`` opens the
+        assistant turn, written as the start of the model's own answer (``ASSISTANT: {``),
+        not after the empty slot (``ASSISTANT:``). A ready prompt string (FastChat's
+        ``messages`` string) is the client's own: ``prefill`` is appended to it, and
+        ``instruction`` has no place in it.
+        """
         if isinstance(messages, str):
-            return Prompt(messages, [])
+            return Prompt(messages + prefill, [])
         system = self.system_message
         turns: list[tuple[str, str | None]] = list(self.messages)
         with_images: list[tuple[int, list[str]]] = []
@@ -234,8 +248,29 @@ class Template:
                     param=f"messages[{i}].role",
                     code="unsupported_value",
                 )
-        turns.append((assistant, None))
-        return Prompt(self._render(self, system, turns), self._images(with_images, len(turns)))
+        if instruction:
+            system = self._instruct(system, turns, instruction)
+        if not prefill:
+            turns.append((assistant, None))
+            return Prompt(self._render(self, system, turns), self._images(with_images, len(turns)))
+        turns.append((assistant, prefill + _END_OF_PREFILL))
+        text = self._render(self, system, turns)
+        return Prompt(text[: text.rindex(_END_OF_PREFILL)], self._images(with_images, len(turns)))
+
+    def _instruct(self, system: str, turns: list[tuple[str, str | None]], instruction: str) -> str:
+        """The system message with ``instruction`` added; where the template writes none
+        (no ``{system_message}`` slot, or a style that drops it), the last user turn gets it
+        and the system message is returned as it was."""
+        if "{system_message}" in self.system_template and self.style not in _NO_SYSTEM:
+            return f"{system}\n\n{instruction}" if system else instruction
+        user = self.roles[0]
+        for position in range(len(turns) - 1, -1, -1):
+            role, text = turns[position]
+            if role == user:
+                turns[position] = (role, _with_text(text, f"\n\n{instruction}"))
+                return system
+        turns.append((user, instruction))
+        return system
 
     def _user_parts(self, parts: list[ContentPart]) -> tuple[str, list[str]]:
         """A content-list user turn: its text (with image marks where the style wants them)."""
@@ -265,6 +300,12 @@ class Template:
             if position >= start and (position - start) % 2 == 0
             for url in urls
         ]
+
+
+def _with_text(text: str | None, more: str) -> str:
+    """A turn's text with ``more`` after it, keeping a turn with images a turn with images."""
+    joined = (text or "") + more
+    return _ImageTurn(joined) if isinstance(text, _ImageTurn) else joined
 
 
 def _text_of(content: str | list[ContentPart] | None) -> str | None:

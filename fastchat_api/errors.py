@@ -242,6 +242,16 @@ def worker_error(code: int, text: str, address: str) -> APIError:
     )
 
 
+def invalid_output(message: str) -> APIError:
+    """A 502 when the model's output is not the shape the request asked for (a JSON
+    ``response_format``) after the attempts allowed; the client is told not to retry, since
+    the gateway already did."""
+    return APIError(
+        message, status=502, code="invalid_model_output", fastchat_code=ErrorCode.INTERNAL_ERROR,
+        headers={"x-should-retry": "false"},
+    )
+
+
 def upstream_timeout(message: str, *, address: str | None = None) -> APIError:
     """A 504 when a worker or the controller did not answer in time."""
     return APIError(

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from . import errors
 from .conversation import Prompt
-from .protocol import CompletionRequest, GenerationRequest
+from .protocol import ChatRequest, CompletionRequest, GenerationRequest
 
 # FastChat's "no limit" for max_new_tokens when the client sets none (before the context clamp).
 NO_LIMIT = 1024 * 1024
@@ -84,6 +84,12 @@ def context_room(requested: int | None, context_length: int, prompt_tokens: int,
     return room
 
 
+def _chat_logprobs(req: GenerationRequest) -> int | None:
+    """What a chat request asks the worker for: ``top_logprobs`` when it wants logprobs (the
+    HF worker turns them on for any number and gives the chosen token's), else None."""
+    return req.top_logprobs if isinstance(req, ChatRequest) and req.logprobs else None
+
+
 def gen_params(
     req: GenerationRequest,
     prompt: Prompt,
@@ -97,7 +103,7 @@ def gen_params(
         "model": req.model,
         "prompt": prompt.text,
         "temperature": req.temperature,
-        "logprobs": completion.logprobs if completion else None,
+        "logprobs": completion.logprobs if completion else _chat_logprobs(req),
         "top_p": req.top_p,
         "top_k": req.top_k,
         "presence_penalty": req.presence_penalty,

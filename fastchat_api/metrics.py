@@ -72,6 +72,10 @@ RATE_LIMITED = Counter("fastchat_api_rate_limited", "Requests refused by a limit
                        ["key", "limit"])
 LIMITS_UNCHECKED = Counter("fastchat_api_limits_unchecked", "Requests whose limits could not be "
                            "checked (Redis failing), by outcome (served, refused)", ["outcome"])
+GUIDED = Counter("fastchat_api_guided_attempts", "Generations of a shape the worker cannot "
+                 "constrain (kind: json_object, json_schema), by model, kind and outcome: valid, "
+                 "retried (generated again), accepted (answered without conforming, as allowed), "
+                 "failed (the request ended in an error)", ["model", "kind", "outcome"])
 
 
 class _Children(dict[tuple[object, ...], M]):
@@ -191,6 +195,12 @@ def upstream_error(worker: str | None, kind: str) -> None:
 def retry(worker: str) -> None:
     """A request is sent again because ``worker`` failed (see ``pipeline.retry``)."""
     RETRIES.labels(worker).inc()
+
+
+def guided_attempt(model: str, kind: str, outcome: str) -> None:
+    """One generation under a guide (``guided``): its outcome. ``model`` is the request's
+    model, served (the pipeline checked it) and so a bounded label."""
+    GUIDED.labels(model, kind, outcome).inc()
 
 
 def exposition() -> bytes:

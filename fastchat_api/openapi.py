@@ -108,8 +108,13 @@ FIELD_NOTES = {
     "repetition_penalty": "Penalises repeated tokens (1 for none); FastChat's Hugging Face "
     "worker applies it.",
     "echo": "Return the prompt before the completion, and its tokens in `logprobs`.",
-    "logprobs": "Return the log-probability of each token (FastChat's Hugging Face worker gives "
-    "the chosen token's only, whatever the number asked for).",
+    "logprobs": "Return the log-probability of each token: on completions a number (of "
+    "alternatives), on chat `true`. FastChat's Hugging Face worker gives the chosen token's "
+    "only, whatever the number asked for; a chat answer then says so in `X-Top-Logprobs` "
+    "(and a worker that gives none in `X-Logprobs: unavailable`).",
+    "top_logprobs": "With `logprobs: true`, how many of the likeliest alternatives (0 to 20) to "
+    "return beside each token, as far as the worker gives them (`X-Top-Logprobs` says how many "
+    "it gave when fewer).",
     "best_of": "How many candidates the worker generates to return the best; whole answers "
     "only, not streams (vLLM workers use it).",
     "use_beam_search": "Beam search instead of sampling; whole answers only, not streams (vLLM "
@@ -118,8 +123,11 @@ FIELD_NOTES = {
     "float32, base64-encoded.",
     "user": "An identifier of the end user, written to the access log (its `user` field).",
     "prompts": "The prompts to check, each with its model and the tokens it must leave room for.",
-    "response_format": "Only `{\"type\": \"text\"}`: FastChat workers cannot constrain the "
-    "output to JSON or a schema.",
+    "response_format": "`{\"type\": \"json_object\"}` for a JSON object, or `{\"type\": "
+    "\"json_schema\", \"json_schema\": {\"name\", \"schema\", \"strict\"}}` for JSON valid against "
+    "the schema: the gateway asks the model, checks the answer and generates it again when it "
+    "does not conform; a whole answer that never does is a 502 `invalid_model_output`, a "
+    "stream ends with that error event. `{\"type\": \"text\"}` (the default): free text.",
     # A field of one body only, under its typed body's name.
     "TokenCheckItem.prompt": "The prompt, as the model would read it.",
     "TokenCheckItem.max_tokens": "The tokens to generate after the prompt: whether they fit.",

@@ -8,7 +8,7 @@ on some explicit nulls. Fields that are accepted but have no effect here are not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class ImageURL(TypedDict):
@@ -37,6 +37,18 @@ class ChatMessage(TypedDict):
 
 
 Messages = str | list[ChatMessage]  # OpenAI's messages, or FastChat's ready prompt string
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """``response_format``'s JSON modes (``{"type": "text"}`` loads as no format at all):
+    ``json_object``, or ``json_schema`` with the schema's ``name``, the (checked) JSON Schema
+    ``schema`` (``{}``, any JSON value, when the client sent none) and ``strict``."""
+
+    type: Literal["json_object", "json_schema"]
+    name: str = ""
+    schema: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -69,6 +81,9 @@ class ChatRequest(GenerationRequest):
 
     messages: Messages
     max_completion_tokens: int | None = None
+    response_format: ResponseFormat | None = None  # None: free text
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives per token, 0-20, with ``logprobs``
 
     @property
     def requested_tokens(self) -> int | None:

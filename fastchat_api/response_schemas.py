@@ -40,10 +40,31 @@ class AssistantMessageSchema(Schema):
     refusal = fields.Raw(required=True, metadata={"type": "null"})
 
 
+class TopLogprobSchema(Schema):
+    token = fields.String(required=True)
+    logprob = fields.Float(required=True)
+    bytes = fields.List(fields.Integer(), required=True, allow_none=True)
+
+
+class TokenLogprobSchema(TopLogprobSchema):
+    """One token of a chat answer: the text it accounts for in the content, its UTF-8 bytes,
+    its log-probability and the alternatives the worker gave (often none)."""
+
+    top_logprobs = fields.List(fields.Nested(TopLogprobSchema), required=True)
+
+
+class ChatLogprobsSchema(Schema):
+    """OpenAI's chat log-probabilities (``logprobs: true``); null without them, or when the
+    worker gave none (``X-Logprobs: unavailable``)."""
+
+    content = fields.List(fields.Nested(TokenLogprobSchema), required=True, allow_none=True)
+    refusal = fields.Raw(required=True, metadata={"type": "null"})
+
+
 class ChatChoiceSchema(Schema):
     index = fields.Integer(required=True)
     message = fields.Nested(AssistantMessageSchema, required=True)
-    logprobs = fields.Raw(required=True, metadata={"type": "null"})
+    logprobs = fields.Nested(ChatLogprobsSchema, required=True, allow_none=True)
     finish_reason = _finish(nullable=False)
 
 
@@ -67,7 +88,7 @@ class DeltaSchema(Schema):
 class ChatChunkChoiceSchema(Schema):
     index = fields.Integer(required=True)
     delta = fields.Nested(DeltaSchema, required=True)
-    logprobs = fields.Raw(required=True, metadata={"type": "null"})
+    logprobs = fields.Nested(ChatLogprobsSchema, required=True, allow_none=True)
     finish_reason = _finish(nullable=True)
 
 

@@ -8,6 +8,7 @@ FastChat's extra fields where its clients read them).
 from __future__ import annotations
 
 import base64
+import math
 import sys
 import time
 from array import array
@@ -71,6 +72,76 @@ def completion_logprobs(result: Frame, tokens: Delta | None = None) -> dict[str,
     return shaped | {"text_offset": tokens.offsets}
 
 
+# The logprob of a token the worker gave none for, or an infinite one: OpenAI's own value for
+# a token so unlikely it is not worth a number.
+NO_LOGPROB = -9999.0
+LOGPROBS_HEADER = "X-Logprobs"  # "unavailable": the worker gave no log-probabilities
+TOP_LOGPROBS_HEADER = "X-Top-Logprobs"  # the alternatives per token given, fewer than asked
+
+
+def _logprob(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return NO_LOGPROB
+
+
+def _utf8(text: str) -> list[int]:
+    return list(text.encode("utf-8", "surrogatepass"))
+
+
+def _alternatives(given: Any, top: int) -> list[dict[str, Any]]:
+    """A worker's ``{token: logprob}`` as OpenAI's ``top_logprobs``: the ``top`` likeliest."""
+    if not isinstance(given, dict) or not top:
+        return []
+    ranked = sorted(given.items(), key=lambda item: _logprob(item[1]), reverse=True)[:top]
+    return [{"token": str(token), "logprob": _logprob(value), "bytes": _utf8(str(token))}
+            for token, value in ranked]
+
+
+def chat_logprobs(result: Frame, top: int, tokens: Delta | None = None) -> dict[str, Any] | None:
+    """The worker's logprobs in OpenAI's chat shape, ``{"content": [...], "refusal": null}``,
+    with at most ``top`` alternatives per token; null when it sent none.
+
+    All its tokens by default, else those a stream chunk carries (``streaming.Cursor``). A
+    token is written as the text it accounts for in the content (``streaming.place_token``),
+    ``bytes`` its UTF-8, so that the tokens of a chunk add up to its text exactly: a token
+    that adds no text of its own (the end-of-sequence token, the rest of a character split
+    across tokens) is ``""``.
+    """
+    given = result.get("logprobs")
+    if not isinstance(given, dict):
+        return None
+    if tokens is None:
+        tokens = Cursor()(result, final=True)
+    text = result.get("text", "")
+    values, alternatives = list(given.get("token_logprobs") or ()), list(given.get("top_logprobs") or ())
+    content = []
+    for number, (start, end) in enumerate(zip(tokens.offsets, [*tokens.offsets[1:], tokens.end])):
+        index = tokens.first_token + number
+        span = text[start:end]
+        content.append({
+            "token": span,
+            "logprob": _logprob(values[index] if index < len(values) else None),
+            "bytes": _utf8(span),
+            "top_logprobs": _alternatives(alternatives[index] if index < len(alternatives) else None, top),
+        })
+    return {"content": content, "refusal": None}
+
+
+def logprobs_headers(results: Sequence[Frame], top: int) -> dict[str, str]:
+    """What the client is told when the workers gave less than it asked, by the frames they
+    sent: ``X-Logprobs: unavailable`` when none carries log-probabilities (``logprobs`` is
+    then null), else ``X-Top-Logprobs: <k>`` when they gave ``k`` alternatives per token,
+    fewer than ``top`` (FastChat's HF worker gives none: ``k`` is 0)."""
+    given = [frame["logprobs"] for frame in results if isinstance(frame.get("logprobs"), dict)]
+    if not given:
+        return {LOGPROBS_HEADER: "unavailable"}
+    counts = [len(each) if isinstance(each, dict) else 0
+              for logprobs in given for each in logprobs.get("top_logprobs") or ()]
+    fewest = min(counts, default=top)
+    return {TOP_LOGPROBS_HEADER: str(fewest)} if fewest < top else {}
+
+
 def chunk_head(prefix: str, kind: str, model: str, *, include_usage: bool, fingerprint: bool) -> dict[str, Any]:
     """The fields every chunk of one stream shares (``usage`` null until the last, when the
     client asked for it)."""
@@ -82,8 +153,12 @@ def chunk_head(prefix: str, kind: str, model: str, *, include_usage: bool, finge
     return head
 
 
-def chat_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict[str, Any]:
-    """A ``chat.completion``: choice ``i`` is ``results[i]``."""
+def chat_completion(
+    model: str, results: Sequence[Frame], totals: Usage, *, opening: str = "", top_logprobs: int | None = None
+) -> dict[str, Any]:
+    """A ``chat.completion``: choice ``i`` is ``results[i]``, its content after ``opening``
+    (the start of the answer written into the prompt, ``guided``); with ``top_logprobs``
+    (not None) the log-probabilities of the worker's tokens, that many alternatives each."""
     return {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -93,8 +168,8 @@ def chat_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": result.get("text", ""), "refusal": None},
-                "logprobs": None,
+                "message": {"role": "assistant", "content": opening + result.get("text", ""), "refusal": None},
+                "logprobs": None if top_logprobs is None else chat_logprobs(result, top_logprobs),
                 "finish_reason": finish_reason(result),
             }
             for index, result in enumerate(results)
@@ -103,9 +178,12 @@ def chat_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict
     }
 
 
-def chat_chunk(head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    """A ``chat.completion.chunk`` with one choice's delta."""
-    return head | {"choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+def chat_chunk(
+    head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None = None,
+    logprobs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` with one choice's delta (and its tokens' ``logprobs``)."""
+    return head | {"choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
 
 
 def text_completion(model: str, results: Sequence[Frame], totals: Usage) -> dict[str, Any]:

@@ -9,7 +9,7 @@ body is read in one of two modes (``compat.strict``):
 - OpenAI's: values must have their JSON type, and unknown or unsupported fields are a 400.
 
 In both, a field whose absence would silently change the shape of the answer (tool calls,
-JSON modes, chat log-probabilities, audio, ...) is refused unless its value asks for nothing,
+vLLM's guided decoding, audio, ...) is refused unless its value asks for nothing,
 and every unknown or unsupported field of a body is named in one 400. Any other failure is a
 400 whose ``param`` is the path of the first bad field.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from typing import Any, Awaitable, Callable, Mapping, Sized, TypeVar
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from marshmallow import (
 )
 from marshmallow.experimental.context import Context
 
-from . import bodies, errors, metrics, protocol
+from . import bodies, errors, metrics, protocol, structured
 from .coercion import NotCoercible, to_bool, to_float, to_int, to_str
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
 from .fastchat_rules import RANGES
@@ -40,6 +41,7 @@ MAX_TEXT = 10 * 1024 * 1024  # characters of one message content, prompt or inpu
 MAX_NAME = 1024  # characters of a model name, role, user and each stop string
 MAX_STOPS = 64  # stop strings (OpenAI takes 4): workers look for every one after every token
 MAX_N = 128  # n and best_of; a completion's prompts times n is at most MAX_ITEMS
+MAX_TOP_LOGPROBS = 20  # chat's top_logprobs, as OpenAI
 INT64 = (-(2**63), 2**63 - 1)  # what workers read (and orjson writes)
 
 
@@ -298,11 +300,11 @@ class TextInputs(fields.Field[list[str]]):
 
 class Refused(fields.Field[None]):
     """An OpenAI parameter FastChat workers cannot honour, whose absence would silently change
-    the shape of the answer a client relies on (tool calls, JSON, log-probabilities, audio):
-    refused in both modes, never dropped.
+    the shape of the answer a client relies on (tool calls, guided decoding, audio): refused
+    in both modes, never dropped.
 
     Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
-    ``response_format: {"type": "text"}``) is accepted and loads as None; anything else is a
+    ``modalities: ["text"]``) is accepted and loads as None; anything else is a
     400 whose message is ``reason`` and whose code is ``code``: ``unsupported_parameter``, or
     ``unsupported_value`` where other values of the field are honoured.
     """
@@ -359,27 +361,72 @@ def _no_tools(name: str) -> Refused:
     )
 
 
-_JSON_MODE = (
-    "'response_format' {type} is not supported: FastChat workers cannot constrain the output to "
-    "JSON or a schema. Use {{\"type\": \"text\"}} or leave it out."
-)
+_FORMAT_TYPES = ("text", "json_object", "json_schema")
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class ResponseFormat(Refused):
-    """``response_format``: only ``{"type": "text"}`` can be honoured."""
+class ResponseFormat(fields.Field[protocol.ResponseFormat | None]):
+    """``response_format``: ``{"type": "text"}`` (free text, as without it), ``{"type":
+    "json_object"}``, or ``{"type": "json_schema", "json_schema": {"name", "schema",
+    "strict"}}`` with a usable JSON Schema (``structured.schema_problem``); honoured by
+    ``structured``."""
 
-    def __init__(self) -> None:
-        super().__init__("", inert=({"type": "text"},), code="unsupported_value")
+    default_error_messages = {
+        "invalid": "Must be an object whose 'type' is 'text', 'json_object' or 'json_schema'.",
+    }
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> None:
-        self.reason = _JSON_MODE.format(type=repr(value.get("type")) if isinstance(value, dict) else "")
-        return super()._deserialize(value, attr, data, **kwargs)
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> protocol.ResponseFormat | None:
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind not in _FORMAT_TYPES:
+            raise self.make_error("invalid")
+        if kind == "text":
+            return None
+        if kind == "json_object":
+            return protocol.ResponseFormat("json_object")
+        return _json_schema(value.get("json_schema"))
+
+    def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [
+            {"type": "object", "required": ["type"],
+             "properties": {"type": {"enum": ["text", "json_object"]}}},
+            {"type": "object", "required": ["type", "json_schema"], "properties": {
+                "type": {"enum": ["json_schema"]},
+                "json_schema": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "pattern": _SCHEMA_NAME.pattern, "maxLength": 64},
+                    "description": {"type": "string"},
+                    "schema": {"type": "object"},
+                    "strict": {"type": ["boolean", "null"]}}}}},
+            {"type": "null"},
+        ]}
+
+
+def _json_schema(spec: Any) -> protocol.ResponseFormat:
+    """``response_format.json_schema``, checked; errors name the key."""
+    if not isinstance(spec, dict):
+        raise ValidationError({"json_schema": ["Must be an object with 'name' and 'schema'."]})
+    name = spec.get("name")
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise ValidationError({"json_schema": {"name": [
+            "Must be 1 to 64 letters, digits, underscores or dashes."]}})
+    schema = spec.get("schema")
+    if schema is None:
+        schema = {}
+    if not isinstance(schema, dict):
+        raise ValidationError({"json_schema": {"schema": ["Must be a JSON Schema object."]}})
+    problem = structured.schema_problem(schema)
+    if problem is not None:
+        raise ValidationError({"json_schema": {"schema": [problem]}})
+    strict = spec.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise ValidationError({"json_schema": {"strict": ["Must be a boolean."]}})
+    return protocol.ResponseFormat("json_schema", name, schema, bool(strict))
 
 
 def _guided(name: str) -> Refused:
-    """vLLM's constrained-decoding fields, refused like ``response_format``'s JSON modes."""
+    """vLLM's constrained-decoding fields: refused, as FastChat workers cannot constrain the
+    output; JSON is what ``response_format`` gives."""
     return Refused(f"'{name}' is not supported: FastChat workers cannot constrain the output "
-                   "(vLLM's guided decoding). Leave it out.")
+                   "(vLLM's guided decoding). For JSON, use 'response_format'.")
 
 
 def _ignored(name: str, why: str, *, changes_answer: bool = True, inert: tuple[Any, ...] = ()) -> Ignored:
@@ -583,14 +630,9 @@ class ChatCompletionSchema(SamplingSchema):
     function_call = _no_tools("function_call")
     parallel_tool_calls = _ignored("parallel_tool_calls", "there are no tool calls",
                                    changes_answer=False)
-    response_format = ResponseFormat()
-    logprobs = Refused(
-        "'logprobs' is not supported on chat: FastChat workers return log-probabilities only "
-        "for /v1/completions.", inert=(False,)
-    )
-    top_logprobs = Refused(
-        "'top_logprobs' is not supported: FastChat workers return no alternatives.", inert=(0,)
-    )
+    response_format = ResponseFormat(allow_none=True)
+    logprobs = Bool(allow_none=True)
+    top_logprobs = Int(allow_none=True, validate=validate.Range(min=0, max=MAX_TOP_LOGPROBS))
     modalities = Refused(
         "'modalities' can only be [\"text\"]: the workers produce text only.", inert=(["text"],),
         code="unsupported_value",

@@ -10,7 +10,7 @@ the client as an HTTP error instead of a broken stream.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncGenerator, AsyncIterator, Callable, NamedTuple, Sequence
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Mapping, NamedTuple, Sequence
 
 from aiohttp import web
 
@@ -34,12 +34,13 @@ def event(obj: Any) -> bytes:
     return b"data: " + dumps(obj) + b"\n\n"
 
 
-async def open_stream(request: web.Request) -> web.StreamResponse:
-    """Send the 200 and SSE headers; never compressed, which would hold events back.
+async def open_stream(request: web.Request, headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Send the 200 and SSE headers (and ``headers``); never compressed, which would hold
+    events back.
 
     Called once the first frames are in, so this is the stream's time to first token.
     """
-    response = web.StreamResponse(headers=SSE_HEADERS)
+    response = web.StreamResponse(headers={**SSE_HEADERS, **headers} if headers else SSE_HEADERS)
     record = record_of(request)
     record.stream = response
     await response.prepare(request)
@@ -131,11 +132,25 @@ def _tokens(frame: dict[str, Any], first: int) -> list[str]:
 class Delta(NamedTuple):
     """What one chunk of a choice carries: its new text, and the worker's tokens
     ``first_token`` up to ``first_token + len(offsets)``, each with where it begins in the
-    choice's whole text."""
+    choice's whole text (the next one's start, or ``end``, is where it ends)."""
 
     text: str
     first_token: int
     offsets: list[int]
+    end: int = 0  # where the last token carried ends
+
+
+def tokens_before(frame: dict[str, Any], end: int) -> int:
+    """How many of a frame's tokens begin before character ``end`` of its text (placed as
+    :func:`place_token` places them): those that make up ``text[:end]`` when it is cut there,
+    one running past the cut included."""
+    text, placed, count = frame.get("text", ""), START, 0
+    for token in _tokens(frame, 0):
+        placed = place_token(token, text, placed)
+        if placed.start >= end:
+            break
+        count += 1
+    return count
 
 
 class Cursor:
@@ -167,7 +182,7 @@ class Cursor:
             offsets.append(placed.start)
             self.placed = placed
         self.tokens += len(offsets)
-        return Delta(delta, first, offsets)
+        return Delta(delta, first, offsets, self.placed.end)
 
 
 # (choice index, what the chunk carries, the frame it came from, whether the choice ends here)
@@ -180,8 +195,9 @@ async def _chain(first: dict[str, Any], rest: Frames) -> Frames:
         yield frame
 
 
-async def first_frames(streams: Sequence[Frames]) -> list[Frames]:
-    """Wait for every stream's first frame; if any fails or is empty, close all and raise."""
+async def first_frames(streams: Sequence[Frames]) -> tuple[list[dict[str, Any]], list[Frames]]:
+    """Wait for every stream's first frame; if any fails or is empty, close all and raise.
+    The first frames, and the whole streams (their first frames included)."""
     tasks = [asyncio.ensure_future(anext(stream, None)) for stream in streams]
     try:
         firsts = [await tasks[0]] if len(tasks) == 1 else await asyncio.gather(*tasks)
@@ -194,7 +210,7 @@ async def first_frames(streams: Sequence[Frames]) -> list[Frames]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(stream.aclose() for stream in streams), return_exceptions=True)
         raise
-    return [_chain(first, stream) for first, stream in zip(present, streams)]
+    return present, [_chain(first, stream) for first, stream in zip(present, streams)]
 
 
 async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict[str, Any]]]:

@@ -108,7 +108,7 @@ SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hi
 FIELD_FOR_TYPE = {
     int: fields.Integer, float: fields.Float, bool: fields.Boolean, str: fields.String,
     str | None: fields.String, int | None: fields.Integer, tuple[str, ...]: fields.List,
-    tuple[KeyConfig, ...]: fields.List,
+    tuple[KeyConfig, ...]: fields.List, typing.Mapping[str, str]: fields.Dict,
 }
 
 

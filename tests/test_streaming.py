@@ -133,7 +133,8 @@ async def test_first_frames_closes_the_other_streams_when_one_is_empty():
 
 
 async def test_first_frames_hands_back_whole_streams():
-    ready = await first_frames([frames(frame("a"), frame("ab", "stop")), frames(frame("c", "stop"))])
+    firsts, ready = await first_frames([frames(frame("a"), frame("ab", "stop")), frames(frame("c", "stop"))])
+    assert [f["text"] for f in firsts] == ["a", "c"]
     assert [[f["text"] async for f in stream] for stream in ready] == [["a", "ab"], ["c"]]
 
 

@@ -1,5 +1,11 @@
 """The chat pipeline: a validated chat request, planned, generated on a worker, answered as a
-``chat.completion`` or a stream of ``chat.completion.chunk``; shared by every chat route."""
+``chat.completion`` or a stream of ``chat.completion.chunk``; shared by every chat route.
+
+A JSON ``response_format`` is honoured through a guide (``structured``, ``guided``): its
+instruction and opening go into the prompt, each choice is generated as a stream that is
+closed once the value is complete, checked, and (whole answers only) generated again until it
+conforms, up to ``structured.max_attempts`` times.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,14 @@ from typing import Any, Iterator
 
 from aiohttp import web
 
-from .. import metrics, responses
+from .. import guided, metrics, responses, structured
 from ..aio import gather_or_cancel
 from ..jsonutil import json_response
 from ..limits import admitted, estimate_tokens
 from ..protocol import ChatRequest, Messages
 from ..record import record_of
-from ..streaming import Delta, event
-from ..typedefs import upstream_key
+from ..streaming import Delta, Frames, event
+from ..typedefs import config_key, upstream_key
 from ..upstream import Frame, Upstream
 from .plan import Job, plan_chat
 from .retry import with_retry
@@ -45,40 +51,71 @@ async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamR
     upstream = request.app[upstream_key]
     record = record_of(request)
     record.model, record.user = req.model, req.user
+    guide = None
+    if req.response_format is not None:
+        guide = structured.guide(req.response_format, request.app[config_key].structured, req.model)
 
     async def attempt() -> web.StreamResponse:
-        job = await plan_chat(upstream, req)
+        job = await plan_chat(upstream, req, guide)
         if req.stream:
-            return await _stream(request, upstream, req, job)
-        return await _complete(request, upstream, req, job)
+            return await _stream(request, upstream, req, job, guide)
+        return await _complete(request, upstream, req, job, guide)
 
     async with admitted(request, req.model, lambda: _estimate(req)):
         return await with_retry(request, attempt)
 
 
-async def _complete(request: web.Request, upstream: Upstream, req: ChatRequest, job: Job) -> web.Response:
+def _top_logprobs(req: ChatRequest) -> int | None:
+    """The alternatives per token the answer carries; None when it carries no logprobs."""
+    return req.top_logprobs if req.logprobs else None
+
+
+async def _complete(
+    request: web.Request, upstream: Upstream, req: ChatRequest, job: Job, guide: guided.Guide | None
+) -> web.Response:
     """All ``n`` choices generated concurrently, answered as one ``chat.completion``."""
-    results = await gather_or_cancel(upstream.client.generate(job.worker, job.params) for _ in range(req.n))
+    if guide is None:
+        results = await gather_or_cancel(upstream.client.generate(job.worker, job.params) for _ in range(req.n))
+    else:
+        attempts = request.app[config_key].structured.max_attempts
+        results = await gather_or_cancel(
+            guided.until_valid(lambda: upstream.client.generate_stream(job.worker, job.params),
+                               guide, attempts, req.model)
+            for _ in range(req.n)
+        )
     totals = metrics.record_usage(record_of(request), responses.usage(job.prompt_tokens, results))
-    return json_response(responses.chat_completion(req.model, results, totals))
+    top = _top_logprobs(req)
+    body = responses.chat_completion(req.model, results, totals, opening=guide.opening if guide else "",
+                                     top_logprobs=top)
+    return json_response(body, headers=None if top is None else responses.logprobs_headers(results, top))
 
 
-async def _stream(request: web.Request, upstream: Upstream, req: ChatRequest, job: Job) -> web.StreamResponse:
-    """Choices streamed concurrently; each choice's role first and its finish when it ends."""
+async def _stream(
+    request: web.Request, upstream: Upstream, req: ChatRequest, job: Job, guide: guided.Guide | None
+) -> web.StreamResponse:
+    """Choices streamed concurrently; each choice's role first (with the guide's opening as
+    its first content) and its finish when it ends; a guided choice is checked before its
+    finish goes out (``guided.checked``)."""
     head = responses.chunk_head("chatcmpl-", "chat.completion.chunk", req.model,
                                 include_usage=req.include_usage, fingerprint=True)
+    top = _top_logprobs(req)
 
     def chunk(index: int, delta: Delta, frame: Frame, final: bool) -> bytes:
         content: dict[str, Any] = {"content": delta.text} if delta.text or not final else {}
         finish = responses.finish_reason(frame) if final else None
-        return event(responses.chat_chunk(head, index, content, finish))
+        logprobs = None if top is None else responses.chat_logprobs(frame, top, delta)
+        return event(responses.chat_chunk(head, index, content, finish, logprobs))
 
+    opening = guide.opening if guide else ""
     roles = b"".join(
-        event(responses.chat_chunk(head, index, {"role": "assistant", "content": ""}))
+        event(responses.chat_chunk(head, index, {"role": "assistant", "content": opening}))
         for index in range(req.n)
     )
-    streams = [upstream.client.generate_stream(job.worker, job.params) for _ in range(req.n)]
+    streams: list[Frames] = [upstream.client.generate_stream(job.worker, job.params) for _ in range(req.n)]
+    if guide is not None:
+        streams = [guided.checked(stream, guide, req.model) for stream in streams]
     return await stream_choices(
         request, streams, head, chunk, lambda lasts: responses.usage(job.prompt_tokens, lasts),
         include_usage=req.include_usage, prelude=roles,
+        headers=None if top is None else lambda firsts: responses.logprobs_headers(firsts, top),
     )

@@ -14,6 +14,7 @@ from .. import errors
 from ..aio import gather_or_cancel
 from ..conversation import Prompt
 from ..fastchat_rules import check_ranges, context_room, gen_params, merge_stop, provably_fits
+from ..guided import Guide
 from ..protocol import ChatMessage, ChatRequest, CompletionRequest, GenerationRequest
 from ..upstream import Upstream, WorkerFacts
 
@@ -91,13 +92,17 @@ async def check_images(upstream: Upstream, req: ChatRequest) -> None:
         )
 
 
-async def plan_chat(upstream: Upstream, req: ChatRequest) -> Job:
-    """The chat's prompt rendered from the worker's template, its stops and the template's
-    merged, and FastChat's length rule."""
+async def plan_chat(upstream: Upstream, req: ChatRequest, guide: Guide | None = None) -> Job:
+    """The chat's prompt rendered from the worker's template (with the ``guide``'s
+    instruction and opening, if any), its stops and the template's merged, and FastChat's
+    length rule."""
     worker, facts = await _target(upstream, req)
     await check_images(upstream, req)
     template = facts.template
-    prompt = template.render(req.messages)
+    if guide is None:
+        prompt = template.render(req.messages)
+    else:
+        prompt = template.render(req.messages, instruction=guide.instruction, prefill=guide.opening)
     prompt_tokens, max_new = await prompt_room(
         upstream, worker, req.model, prompt.text, req.requested_tokens, facts.context_length, "messages"
     )

@@ -7,7 +7,7 @@ tokens it completes) as it comes, the usage chunk when the client asked for it, 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -26,15 +26,17 @@ async def stream_choices(
     *,
     include_usage: bool,
     prelude: bytes = b"",
+    headers: Callable[[list[Frame]], Mapping[str, str]] | None = None,
 ) -> web.StreamResponse:
     """Relay ``streams`` (one per choice, in choice order) as one SSE response.
 
     ``chunk`` renders what one choice's chunk carries (``streaming.Delta``: its new text and
     the tokens that text completes); ``usage`` totals the choices' last frames, which
-    are counted (metrics, access log) whether or not the client asked to see them.
+    are counted (metrics, access log) whether or not the client asked to see them;
+    ``headers`` adds response headers told by the choices' first frames.
     """
-    ready = await first_frames(streams)
-    response = await open_stream(request)
+    firsts, ready = await first_frames(streams)
+    response = await open_stream(request, headers(firsts) if headers else None)
     if prelude:
         await response.write(prelude)
     lasts = await relay(response, ready, chunk)

@@ -9,6 +9,7 @@ from aiohttp import hdrs, web
 from ..bodies import defer_continue
 from ..config import CorsConfig
 from ..middlewares import IGNORED_HEADER, REQUEST_ID_HEADER
+from ..responses import LOGPROBS_HEADER, TOP_LOGPROBS_HEADER
 from . import api_v1, chat, completions, docs, embeddings, health, metrics, models
 
 ROUTE_TABLES = (
@@ -86,7 +87,7 @@ def setup_routes(app: web.Application, cors: CorsConfig) -> None:
         allow_credentials=cors.allow_credentials,
         allow_headers=_option(cors.allowed_headers),
         allow_methods=_option(cors.allowed_methods),
-        expose_headers=(REQUEST_ID_HEADER, IGNORED_HEADER),
+        expose_headers=(REQUEST_ID_HEADER, IGNORED_HEADER, LOGPROBS_HEADER, TOP_LOGPROBS_HEADER),
         max_age=600,
     )
     setup = aiohttp_cors.setup(app, defaults={origin: options for origin in cors.allowed_origins})

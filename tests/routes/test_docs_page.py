@@ -85,7 +85,7 @@ async def test_every_field_says_what_it_means_to_a_client(client):
     assert "access log" in chat["user"]["description"] and "x-support" not in chat["user"]
     assert chat["metadata"]["x-support"] == "ignored" and chat["seed"]["x-support"] == "ignored"
     assert "x-support" not in chat["temperature"] and "x-support" not in chat["stream_options"]
-    assert "Only" in chat["response_format"]["description"]
+    assert "json_schema" in chat["response_format"]["description"]
     item = schemas["TokenCheckItem"]["properties"]
     assert item["max_tokens"]["description"] != chat["max_tokens"]["description"]
 
