@@ -68,13 +68,18 @@ class ChatChoiceSchema(Schema):
     finish_reason = _finish(nullable=False)
 
 
-class ChatCompletionResponseSchema(Schema):
-    """``chat.completion``: choice ``i`` is the ``i``-th of ``n`` generations."""
+class _Answer(Schema):
+    """The fields every completion answer and chunk starts with."""
 
     id = fields.String(required=True)
-    object = _const("chat.completion")
     created = fields.Integer(required=True, metadata={"description": "Unix time, seconds"})
     model = fields.String(required=True)
+
+
+class ChatCompletionResponseSchema(_Answer):
+    """``chat.completion``: choice ``i`` is the ``i``-th of ``n`` generations."""
+
+    object = _const("chat.completion")
     system_fingerprint = fields.String(required=True)
     choices = fields.List(fields.Nested(ChatChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, required=True)
@@ -92,14 +97,11 @@ class ChatChunkChoiceSchema(Schema):
     finish_reason = _finish(nullable=True)
 
 
-class ChatCompletionChunkSchema(Schema):
+class ChatCompletionChunkSchema(_Answer):
     """``chat.completion.chunk``: one choice's new text; with ``include_usage``, a last chunk
     with no choices and the usage (``usage`` is null before it)."""
 
-    id = fields.String(required=True)
     object = _const("chat.completion.chunk")
-    created = fields.Integer(required=True)
-    model = fields.String(required=True)
     system_fingerprint = fields.String(required=True)
     choices = fields.List(fields.Nested(ChatChunkChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
@@ -122,13 +124,10 @@ class TextChoiceSchema(Schema):
     finish_reason = _finish(nullable=False)
 
 
-class TextCompletionSchema(Schema):
+class TextCompletionSchema(_Answer):
     """``text_completion``: ``n`` choices for each prompt."""
 
-    id = fields.String(required=True)
     object = _const("text_completion")
-    created = fields.Integer(required=True)
-    model = fields.String(required=True)
     choices = fields.List(fields.Nested(TextChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, required=True)
 
@@ -137,14 +136,11 @@ class TextChunkChoiceSchema(TextChoiceSchema):
     finish_reason = _finish(nullable=True)
 
 
-class TextCompletionChunkSchema(Schema):
+class TextCompletionChunkSchema(_Answer):
     """A streamed ``text_completion``: one choice's new text and the log-probabilities of its
     tokens; with ``include_usage``, a last chunk with no choices and the usage."""
 
-    id = fields.String(required=True)
     object = _const("text_completion")
-    created = fields.Integer(required=True)
-    model = fields.String(required=True)
     choices = fields.List(fields.Nested(TextChunkChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
 

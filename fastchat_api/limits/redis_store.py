@@ -24,22 +24,30 @@ from .limiter import PERIOD, SLOT_RETRY, Clock, Level, Rate, Slot, StorageError,
 
 RETRY_INTERVAL = 1.0  # seconds after a failure during which Redis is not asked
 
+# A rate's level now: its stored level drained at ``limit`` units per ``period`` since it was
+# stored (the bucket both scripts read).
+_DRAINED = """
+local function drained(key, limit, period, now)
+  local state = redis.call('HMGET', key, 'level', 'at')
+  if not state[1] then
+    return 0
+  end
+  return math.max(0, tonumber(state[1]) - (now - tonumber(state[2])) * limit / period)
+end
+"""
+
 # KEYS: the rates' hashes, then the slots' sorted sets.
 # ARGV: period, slot timeout (s), holder, number of rates, then limit and cost of each rate,
 # then the limit of each slot, then the seconds a refused slot waits. Reply: refused index (-1: admitted), retry after (ms), then each
 # rate's remaining units and reset (ms).
-_ACQUIRE = """
+_ACQUIRE = _DRAINED + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local period, lease, holder, n = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local levels, refused, retry = {}, -1, 0
 for i = 1, n do
   local limit, cost = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'level', 'at')
-  local level = 0
-  if state[1] then
-    level = math.max(0, tonumber(state[1]) - (now - tonumber(state[2])) * limit / period)
-  end
+  local level = drained(KEYS[i], limit, period, now)
   levels[i] = level
   local over = level + math.min(cost, limit) - limit
   if refused < 0 and over > 1e-9 then
@@ -75,17 +83,13 @@ return reply
 
 # KEYS: the rates' hashes, then the slots' sorted sets.
 # ARGV: period, holder, number of rates, then limit and units to add of each rate.
-_RELEASE = """
+_RELEASE = _DRAINED + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local period, holder, n = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 for i = 1, n do
   local limit, units = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'level', 'at')
-  local level = 0
-  if state[1] then
-    level = math.max(0, tonumber(state[1]) - (now - tonumber(state[2])) * limit / period)
-  end
+  local level = drained(KEYS[i], limit, period, now)
   level = math.max(0, level + units)
   redis.call('HSET', KEYS[i], 'level', level, 'at', now)
   redis.call('PEXPIRE', KEYS[i], math.ceil(level * period / limit * 1000) + 1000)
