@@ -1,0 +1,142 @@
+"""One chat's tools as a ``guided.Guide``: the prompt in the model's tool format, and the
+answer read back into OpenAI's tool calls, checked.
+
+What is checked: a call names an offered function (the named one under a named
+``tool_choice``) and its arguments are valid against the function's ``parameters`` (the
+``jsonschema`` library). Under ``required``, a named function, or a ``strict`` function that
+was called, a text without a usable call is generated again (``guided.until_valid``), up to
+``tools.max_attempts`` times, then the request fails (a 502, ``invalid_model_output``). Under
+``auto`` a text that is not a well-formed call of an offered function is the answer's content,
+and a non-strict function's call is answered even when its arguments miss the schema
+(OpenAI's non-strict calls promise no more). ``parallel_tool_calls: false`` keeps the first call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+
+from .. import errors
+from ..conversation import Prompt, Template
+from ..guided import Verdict
+from ..protocol import Function, Messages, Tools
+from ..upstream import Frame
+from .base import Format
+from .calls import Call, arguments_text, call_id
+from .history import rewritten
+
+KIND = "tools"  # the guided-attempts metric's kind
+
+
+class Decision(NamedTuple):
+    """A finished text read under the request's rules: the content, the usable calls, and
+    why the calls are not usable (``problem``), with whether they must be (``required``)."""
+
+    content: str
+    calls: list[Call]
+    problem: str = ""
+    required: bool = False
+
+
+class _Never:
+    """A tool answer has no early end: the stream runs to the model's own stop."""
+
+    done = False
+
+    def feed(self, text: str) -> int | None:
+        return None
+
+
+class ToolGuide:
+    """One request's tools in one format (``kind``, ``opening``, ``instruction`` as
+    ``guided.Guide`` says)."""
+
+    kind = KIND
+
+    def __init__(self, form: Format, tools: Tools, instruction: str) -> None:
+        self.form, self.tools = form, tools
+        self.forced = tools.choice in ("required", "named")
+        self.offered = tools.functions if tools.choice != "none" else ()
+        self.opening = form.opening(tools.name) if self.forced else ""
+        self.instruction = instruction.replace("{tools}", form.definitions(self.offered)) if self.offered else ""
+        self._validators = {function.name: (function, _validator(function)) for function in self.offered}
+
+    def end(self) -> _Never:
+        return _Never()
+
+    def render(self, template: Template, messages: Messages) -> Prompt:
+        """The chat's prompt: the tools, the history and the opening in the format's shape."""
+        if isinstance(messages, str):  # FastChat's ready prompt: the client wrote it all
+            return Prompt(messages + self.opening, [])
+        return self.form.render(template, rewritten(messages, self.form), self.offered,
+                                self.instruction, self.opening)
+
+    def decide(self, text: str) -> Decision:
+        """``text`` (the opening and the worker's text) read as the request's rules say."""
+        if not self.offered:
+            return Decision(text, [])
+        split = self.form.split(text)
+        calls = split.calls if self.tools.parallel else split.calls[:1]
+        if not calls:
+            return Decision(text, [], "the output holds no well-formed call", self.forced)
+        for call in calls:
+            problem, strict = self._problem(call)
+            if problem:
+                if not self.forced and not strict and call.name in self._validators:
+                    continue  # a non-strict call under auto: answered as written
+                if not self.forced and not strict:
+                    return Decision(text, [], problem)  # not a call of ours: content
+                return Decision(text, [], problem, True)
+        return Decision(split.content, calls)
+
+    def _problem(self, call: Call) -> tuple[str, bool]:
+        """Why ``call`` is not usable ("" if it is), and whether its function is strict."""
+        if self.tools.choice == "named" and call.name != self.tools.name:
+            return f"it called {call.name!r}, not {self.tools.name!r}", True
+        found = self._validators.get(call.name)
+        if found is None:
+            return f"it called {call.name!r}, which is not an offered function", False
+        function, validator = found
+        error = best_match(validator.iter_errors(call.arguments))
+        if error is None:
+            return "", function.strict
+        where = f" at {error.json_path}" if error.path else ""
+        return f"the arguments of {call.name!r} do not match its parameters{where}: {error.message}", function.strict
+
+    def judge(self, text: str) -> Verdict:
+        decision = self.decide(text)
+        return Verdict(not decision.required, not decision.required, decision.problem)
+
+    def failure(self, attempts: int, verdict: Verdict) -> errors.APIError:
+        wanted = f"a call of {self.tools.name!r}" if self.tools.choice == "named" else "a usable tool call"
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        return errors.invalid_output(
+            f"The model did not produce {wanted} in {tries}; the last: {verdict.reason}. "
+            "Try again, or describe the function more plainly."
+        )
+
+    def answer(self, frame: Frame) -> Frame:
+        """``frame`` (a generation's last) as the answer: its text is the content, and the
+        calls, with new ids, are under ``tool_calls`` (OpenAI's shape), the finish reason
+        ``tool_calls`` (``function_call`` in the legacy form). A failure raised when the
+        calls must be usable and are not."""
+        decision = self.decide(self.opening + frame.get("text", ""))
+        if decision.required:
+            raise self.failure(1, Verdict(False, False, decision.problem))
+        if not decision.calls:
+            return frame
+        calls = [{"id": call_id(), "type": "function",
+                  "function": {"name": call.name, "arguments": arguments_text(call.arguments)}}
+                 for call in decision.calls]
+        return frame | {"text": decision.content, "tool_calls": calls,
+                        "finish_reason": "function_call" if self.tools.legacy else "tool_calls"}
+
+
+def _validator(function: Function) -> Validator:
+    schema = function.parameters or {"type": "object"}
+    cls: Any = validators.validator_for(schema, default=Draft202012Validator)
+    validator: Validator = cls(schema)
+    return validator
