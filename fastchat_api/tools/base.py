@@ -93,6 +93,10 @@ class Format:
         """A finished text: its content and its calls (``calls`` empty when none is well-formed)."""
         raise NotImplementedError
 
+    def call_start(self, text: str) -> int | None:
+        """Where the JSON of the first call begins in ``text``, once it can be told."""
+        raise NotImplementedError
+
     def render(self, template: Template, messages: list[ChatMessage], functions: Sequence[Function],
                instruction: str, prefill: str) -> Prompt:
         """The prompt: the instruction (holding the ``functions``' definitions) in the system

@@ -22,6 +22,7 @@ from jsonschema.protocols import Validator
 from .. import errors
 from ..conversation import Prompt, Template
 from ..guided import Verdict
+from ..jsonvalue import ValueEnd
 from ..protocol import Function, Messages, Tools
 from ..upstream import Frame
 from .base import Format
@@ -42,12 +43,39 @@ class Decision(NamedTuple):
 
 
 class _Never:
-    """A tool answer has no early end: the stream runs to the model's own stop."""
+    """An answer that may hold several calls, or none, has no early end: the stream runs to
+    the model's own stop."""
 
     done = False
 
     def feed(self, text: str) -> int | None:
         return None
+
+
+class FirstCall:
+    """Where the first call's JSON ends in a growing text (``guided.End``), for an answer
+    that is one call: the worker is hung up on there, as for JSON modes, instead of being
+    left to write on to ``max_tokens``."""
+
+    __slots__ = ("form", "_at", "_value")
+
+    def __init__(self, form: Format) -> None:
+        self.form = form
+        self._at = 0
+        self._value: ValueEnd | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._value is not None and self._value.done
+
+    def feed(self, text: str) -> int | None:
+        if self._value is None:
+            start = self.form.call_start(text)
+            if start is None:
+                return None
+            self._at, self._value = start, ValueEnd()
+        end = self._value.feed(text[self._at:])
+        return None if end is None else self._at + end
 
 
 class ToolGuide:
@@ -64,8 +92,10 @@ class ToolGuide:
         self.instruction = instruction.replace("{tools}", form.definitions(self.offered)) if self.offered else ""
         self._validators = {function.name: (function, _validator(function)) for function in self.offered}
 
-    def end(self) -> _Never:
-        return _Never()
+    def end(self) -> FirstCall | _Never:
+        """One call: under a named function, or ``required`` without parallel calls."""
+        one = self.tools.choice == "named" or (self.forced and not self.tools.parallel)
+        return FirstCall(self.form) if one else _Never()
 
     def render(self, template: Template, messages: Messages) -> Prompt:
         """The chat's prompt: the tools, the history and the opening in the format's shape."""

@@ -40,6 +40,10 @@ class Hermes(Format):
     def hold(self, text: str) -> int:
         return len(text[: possible_start(text, OPEN)].rstrip())
 
+    def call_start(self, text: str) -> int | None:
+        found = text.find(OPEN)
+        return None if found < 0 else found + len(OPEN)
+
     def split(self, text: str) -> Split:
         start = text.find(OPEN)
         if start < 0:

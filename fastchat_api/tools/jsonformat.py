@@ -45,6 +45,10 @@ class JSONFormat(Format):
     def hold(self, text: str) -> int:
         return len(text[: _first_start(text)].rstrip())
 
+    def call_start(self, text: str) -> int | None:
+        found = _first_start(text)
+        return None if found == len(text) else found
+
     def split(self, text: str) -> Split:
         start = _first_start(text)
         at = text.find("\n", start) + 1 if text.startswith(_FENCE, start) else start

@@ -50,6 +50,10 @@ class Mistral(Format):
     def hold(self, text: str) -> int:
         return len(text[: possible_start(text, CALLS)].rstrip())
 
+    def call_start(self, text: str) -> int | None:
+        found = text.find(CALLS)
+        return None if found < 0 else found + len(CALLS)
+
     def split(self, text: str) -> Split:
         start = text.find(CALLS)
         read = None if start < 0 else read_value(text, start + len(CALLS))

@@ -347,3 +347,17 @@ async def test_a_chat_without_tools_costs_nothing_more(client, fake):
     sent = fake.sent("/worker_generate")
     assert len(sent) == 4 and not fake.sent("/worker_generate_stream")
     assert len({params["prompt"] for params in sent}) == 1
+
+
+async def test_the_worker_is_hung_up_on_once_a_single_call_is_complete(client, hermes):
+    from devstack.standin import Answer
+
+    from ..support import until
+
+    hermes.answers = {MODEL: Answer(['{"city": "Oslo"}}', "\n</tool_call>", " and"] + [" more"] * 40, delay=0.02)}
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    body = await (await post(client, tools=[WEATHER], tool_choice=choice)).json()
+    assert calls_of(body) == [("get_weather", {"city": "Oslo"})]
+    (generation,) = [entry for entry in hermes.requests if entry["path"] == "/worker_generate_stream"]
+    await until(lambda: generation["ended"] is not None)
+    assert generation["outcome"] == "closed"
