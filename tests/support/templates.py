@@ -18,9 +18,9 @@ LLAMA3_CONV = {
 }
 
 
-def fastchat_conv(name: str, **changes: Any) -> dict[str, Any]:
-    """fschat 0.2.36's template ``name`` as its worker sends it, with ``changes``."""
+def fastchat_conv(template: str, **changes: Any) -> dict[str, Any]:
+    """fschat 0.2.36's template ``template`` as its worker sends it, with ``changes``."""
     from fastchat import conversation
 
-    conv = conversation.get_conv_template(name)
+    conv = conversation.get_conv_template(template)
     return json.loads(json.dumps(dataclasses.asdict(conv) | {"sep_style": int(conv.sep_style)})) | changes
