@@ -91,12 +91,14 @@ async def test_json_on_any_other_template(client, fake):
         "\"content\": \"12 C\"} ASSISTANT:")
 
 
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
 @pytest.mark.parametrize(("conv", "choice", "ending"), [
     (None, "required", 'ASSISTANT: {"name": "'),
-    (None, {"type": "function", "function": {"name": "get_weather"}}, 'ASSISTANT: {"name": "get_weather", "arguments": '),
+    (None, NAMED, 'ASSISTANT: {"name": "get_weather", "arguments": '),
     ("qwen-7b-chat", "required", '<|im_start|>assistant\n<tool_call>\n{"name": "'),
-    ("qwen-7b-chat", {"type": "function", "function": {"name": "get_weather"}},
-     '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": '),
+    ("qwen-7b-chat", NAMED, '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": '),
     ("mistral", "required", '[/INST] [TOOL_CALLS] [{"name": "'),
 ])
 async def test_a_required_or_named_call_is_opened_in_the_prompt(client, fake, conv, choice, ending):
