@@ -88,7 +88,7 @@ class ToolGuide:
         self.form, self.tools = form, tools
         self.forced = tools.choice in ("required", "named")
         self.offered = tools.functions if tools.choice != "none" else ()
-        self.opening = form.opening(tools.name) if self.forced else ""
+        self.opening = form.opening(_forced_name(tools)) if self.forced else ""
         self.instruction = instruction.replace("{tools}", form.definitions(self.offered)) if self.offered else ""
         self._validators = {function.name: (function, _validator(function)) for function in self.offered}
 
@@ -163,6 +163,14 @@ class ToolGuide:
                  for call in decision.calls]
         return frame | {"text": decision.content, "tool_calls": calls,
                         "finish_reason": "function_call" if self.tools.legacy else "tool_calls"}
+
+
+def _forced_name(tools: Tools) -> str | None:
+    """The function a forced call's opening names: the named one, or under ``required`` the
+    only one offered (SmolLM2-135M, left to name it, wrote ``"Paris"``)."""
+    if tools.choice == "required" and len(tools.functions) == 1:
+        return tools.functions[0].name
+    return tools.name
 
 
 def _validator(function: Function) -> Validator:

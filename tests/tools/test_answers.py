@@ -116,7 +116,7 @@ async def test_invalid_arguments_under_required_are_retried_then_answered(client
     before = await scrape(client)
     hermes.queue = [['get_weather", "arguments": {"town": "Oslo"}}\n</tool_call>'],
                     ['get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>']]
-    resp = await post(client, tools=[WEATHER], tool_choice="required")
+    resp = await post(client, tools=[WEATHER, TIME], tool_choice="required")
     assert resp.status == 200, await resp.text()
     body = await resp.json()
     assert calls_of(body) == [("get_weather", {"city": "Oslo"})]
@@ -130,7 +130,7 @@ async def test_never_a_usable_call_under_required_is_a_502(make_client, hermes):
     client = await make_client(tools={"max_attempts": 2})
     before = await scrape(client)
     hermes.pieces = ['get_weather", "arguments": {"town": "Oslo"}}\n</tool_call>']
-    resp = await post(client, tools=[WEATHER], tool_choice="required")
+    resp = await post(client, tools=[WEATHER, TIME], tool_choice="required")
     assert resp.status == 502 and resp.headers["x-should-retry"] == "false"
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_model_output"
@@ -203,7 +203,7 @@ async def test_the_official_clients_stream_helper_assembles_the_calls(async_open
 
 async def test_a_required_stream_is_retried_before_it_starts(client, hermes):
     hermes.queue = [["nonsense"], ['get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>']]
-    resp = await post(client, tools=[WEATHER], tool_choice="required", stream=True,
+    resp = await post(client, tools=[WEATHER, TIME], tool_choice="required", stream=True,
                       stream_options={"include_usage": True})
     events = await read_events(resp)
     for chunk in events:
@@ -214,7 +214,7 @@ async def test_a_required_stream_is_retried_before_it_starts(client, hermes):
 
 async def test_a_required_stream_that_never_calls_is_a_502(client, hermes):
     hermes.pieces = ["nonsense"]
-    resp = await post(client, tools=[WEATHER], tool_choice="required", stream=True)
+    resp = await post(client, tools=[WEATHER, TIME], tool_choice="required", stream=True)
     assert resp.status == 502
 
 

@@ -21,6 +21,7 @@ HISTORY = [
     {"role": "tool", "tool_call_id": "call_1", "content": "12 C"},
 ]
 SIGNATURE = json.dumps(WEATHER)
+CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 
 
 async def prompt_of(client, fake, **fields) -> str:
@@ -109,8 +110,14 @@ async def test_a_required_or_named_call_is_opened_in_the_prompt(client, fake, co
         fake.pieces = [fake.pieces[0] + "\n</tool_call>"]
     if conv == "mistral":
         fake.pieces = [fake.pieces[0] + "]"]
-    prompt = await prompt_of(client, fake, tools=[WEATHER], tool_choice=choice)
+    prompt = await prompt_of(client, fake, tools=[WEATHER, CLOCK], tool_choice=choice)
     assert prompt.endswith(ending)
+
+
+async def test_required_with_one_function_opens_a_call_of_it(client, fake):
+    fake.pieces = ['{"city": "Oslo"}}']
+    prompt = await prompt_of(client, fake, tools=[WEATHER], tool_choice="required")
+    assert prompt.endswith('ASSISTANT: {"name": "get_weather", "arguments": ')
 
 
 async def test_tool_choice_none_writes_no_definitions(client, fake):
