@@ -24,6 +24,7 @@ from ..conversation import Prompt, Template
 from ..guided import Verdict
 from ..jsonvalue import ValueEnd
 from ..protocol import Function, Messages, Tools
+from ..structured import opening
 from ..upstream import Frame
 from .base import Format
 from .calls import Call, arguments_text, call_id
@@ -88,7 +89,7 @@ class ToolGuide:
         self.form, self.tools = form, tools
         self.forced = tools.choice in ("required", "named")
         self.offered = tools.functions if tools.choice != "none" else ()
-        self.opening = form.opening(_forced_name(tools)) if self.forced else ""
+        self.opening = _opening(form, tools) if self.forced else ""
         self.instruction = instruction.replace("{tools}", form.definitions(self.offered)) if self.offered else ""
         self._validators = {function.name: (function, _validator(function)) for function in self.offered}
 
@@ -165,12 +166,15 @@ class ToolGuide:
                         "finish_reason": "function_call" if self.tools.legacy else "tool_calls"}
 
 
-def _forced_name(tools: Tools) -> str | None:
-    """The function a forced call's opening names: the named one, or under ``required`` the
-    only one offered (SmolLM2-135M, left to name it, wrote ``"Paris"``)."""
+def _opening(form: Format, tools: Tools) -> str:
+    """A forced call's opening: naming the function when it is known (the named one, or under
+    ``required`` the only one offered: SmolLM2-135M, left to name it, wrote ``"Paris"``), then
+    as much of the arguments as their schema fixes (``structured.opening``: ``{"city": "``)."""
+    name = tools.name
     if tools.choice == "required" and len(tools.functions) == 1:
-        return tools.functions[0].name
-    return tools.name
+        name = tools.functions[0].name
+    function = next((function for function in tools.functions if function.name == name), None)
+    return form.opening(name) + (opening(function.parameters) if function else "")
 
 
 def _validator(function: Function) -> Validator:

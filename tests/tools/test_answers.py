@@ -104,7 +104,7 @@ async def test_tool_choice_none_answers_text_even_if_it_looks_like_a_call(client
 
 
 async def test_a_named_function_is_called_with_the_opening_prefilled(client, hermes):
-    hermes.pieces = ['{"city": "Oslo"}}', "\n</tool_call>"]
+    hermes.pieces = ['Oslo"}}', "\n</tool_call>"]
     choice = {"type": "function", "function": {"name": "get_weather"}}
     body = await (await post(client, tools=[WEATHER, TIME], tool_choice=choice)).json()
     validate("CreateChatCompletionResponse", body)
@@ -354,7 +354,7 @@ async def test_the_worker_is_hung_up_on_once_a_single_call_is_complete(client, h
 
     from ..support import until
 
-    hermes.answers = {MODEL: Answer(['{"city": "Oslo"}}', "\n</tool_call>", " and"] + [" more"] * 40, delay=0.02)}
+    hermes.answers = {MODEL: Answer(['Oslo"}}', "\n</tool_call>", " and"] + [" more"] * 40, delay=0.02)}
     choice = {"type": "function", "function": {"name": "get_weather"}}
     body = await (await post(client, tools=[WEATHER], tool_choice=choice)).json()
     assert calls_of(body) == [("get_weather", {"city": "Oslo"})]

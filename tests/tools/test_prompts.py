@@ -97,15 +97,15 @@ NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 @pytest.mark.parametrize(("conv", "choice", "ending"), [
     (None, "required", 'ASSISTANT: {"name": "'),
-    (None, NAMED, 'ASSISTANT: {"name": "get_weather", "arguments": '),
+    (None, NAMED, 'ASSISTANT: {"name": "get_weather", "arguments": {"city": "'),
     ("qwen-7b-chat", "required", '<|im_start|>assistant\n<tool_call>\n{"name": "'),
-    ("qwen-7b-chat", NAMED, '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": '),
+    ("qwen-7b-chat", NAMED, '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "'),
     ("mistral", "required", '[/INST] [TOOL_CALLS] [{"name": "'),
 ])
 async def test_a_required_or_named_call_is_opened_in_the_prompt(client, fake, conv, choice, ending):
     if conv:
         fake.conv = fastchat_conv(conv)
-    fake.pieces = ['get_weather", "arguments": {"city": "Oslo"}}'] if choice == "required" else ['{"city": "Oslo"}}']
+    fake.pieces = ['get_weather", "arguments": {"city": "Oslo"}}'] if choice == "required" else ['Oslo"}}']
     if conv == "qwen-7b-chat":
         fake.pieces = [fake.pieces[0] + "\n</tool_call>"]
     if conv == "mistral":
@@ -114,10 +114,10 @@ async def test_a_required_or_named_call_is_opened_in_the_prompt(client, fake, co
     assert prompt.endswith(ending)
 
 
-async def test_required_with_one_function_opens_a_call_of_it(client, fake):
-    fake.pieces = ['{"city": "Oslo"}}']
+async def test_required_with_one_function_opens_a_call_of_it_and_its_arguments(client, fake):
+    fake.pieces = ['Oslo"}}']
     prompt = await prompt_of(client, fake, tools=[WEATHER], tool_choice="required")
-    assert prompt.endswith('ASSISTANT: {"name": "get_weather", "arguments": ')
+    assert prompt.endswith('ASSISTANT: {"name": "get_weather", "arguments": {"city": "')
 
 
 async def test_tool_choice_none_writes_no_definitions(client, fake):
