@@ -529,6 +529,9 @@ _MESSAGE_SCHEMA = {
 }
 
 
+_ANY_MESSAGE_SCHEMA = {"anyOf": [_MESSAGE_SCHEMA, *tool_fields.history_schemas(_TEXT_SCHEMA, MAX_ITEMS)]}
+
+
 class Messages(fields.Field[protocol.Messages]):
     """``messages``: a list of chat messages, or (FastChat's extension) a ready prompt string."""
 
@@ -555,7 +558,7 @@ class Messages(fields.Field[protocol.Messages]):
         return protocol.History(messages) if history else messages
 
     def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
-        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1,
+        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _ANY_MESSAGE_SCHEMA, "minItems": 1,
                                          "maxItems": MAX_ITEMS}]}
 
 

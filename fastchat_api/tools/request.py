@@ -147,11 +147,9 @@ def check_history(message: dict[str, Any], role: str) -> bool:
     """Whether ``message`` is tool history (a ``400`` naming the key when it is malformed):
     a ``tool`` message needs ``tool_call_id``, a ``function`` message ``name``, and an
     assistant message's ``tool_calls`` (or ``function_call``) OpenAI's shape."""
-    if role == "tool":
-        _string(message, "tool_call_id")
-        return True
-    if role == "function":
-        _string(message, "name")
+    if role == "tool" or role == "function":
+        _string(message, "tool_call_id" if role == "tool" else "name")
+        _results_text(message)
         return True
     if role != "assistant":
         return False
@@ -164,6 +162,35 @@ def check_history(message: dict[str, Any], role: str) -> bool:
     if legacy is not None:
         _call_function(legacy, "function_call")
     return bool(calls) or legacy is not None
+
+
+def history_schemas(text: dict[str, Any], max_items: int) -> list[dict[str, Any]]:
+    """The JSON Schemas of tool history messages (``tool``, ``function``, an assistant's
+    calls), for ``/openapi.json``; ``text`` is a message text's."""
+    content = {"anyOf": [text, {"type": "array", "maxItems": max_items, "items": {
+        "type": "object", "required": ["type", "text"],
+        "properties": {"type": {"enum": ["text"]}, "text": text}}}]}
+    key = {"type": "string", "minLength": 1, "maxLength": 1024}
+    call = {"type": "object", "required": ["name", "arguments"],
+            "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}}}
+    return [
+        {"type": "object", "required": ["role", "tool_call_id", "content"],
+         "properties": {"role": {"enum": ["tool"]}, "tool_call_id": key, "content": content}},
+        {"type": "object", "required": ["role", "name", "content"],
+         "properties": {"role": {"enum": ["function"]}, "name": key, "content": content}},
+        {"type": "object", "required": ["role", "tool_calls"], "properties": {
+            "role": {"enum": ["assistant"]}, "content": {"anyOf": [text, {"type": "null"}]},
+            "tool_calls": {"type": "array", "maxItems": max_items, "items": {
+                "type": "object", "required": ["id", "type", "function"], "properties": {
+                    "id": key, "type": {"enum": ["function"]}, "function": call}}}}},
+    ]
+
+
+def _results_text(message: dict[str, Any]) -> None:
+    """A tool result is text: image parts have no place in any format's result turn."""
+    content = message.get("content")
+    if isinstance(content, list) and any(isinstance(part, dict) and part.get("type") != "text" for part in content):
+        raise ValidationError({"content": ["A tool result is text: only 'text' parts."]})
 
 
 def _string(message: dict[str, Any], key: str) -> None:

@@ -75,3 +75,11 @@ async def test_what_asks_for_no_tool_call_is_accepted(client, fake, fields):
     resp = await client.post("/v1/chat/completions", json=CHAT | fields)
     assert resp.status == 200, await resp.text()
     assert "X-Ignored-Params" not in resp.headers
+
+
+async def test_a_tool_result_with_an_image_is_a_400(client, fake):
+    messages = [{"role": "tool", "tool_call_id": "call_1",
+                 "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]
+    resp = await client.post("/v1/chat/completions", json=CHAT | {"messages": messages})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "messages[0].content"
