@@ -97,6 +97,12 @@ class Format:
         """Where the JSON of the first call begins in ``text``, once it can be told."""
         raise NotImplementedError
 
+    def after_call(self, text: str, end: int) -> tuple[str, int]:
+        """What follows a call whose JSON ends at ``end``: ``("more", where the next call is
+        looked for)``, ``("wait", 0)`` until that can be told, or ``("stop", where the calls
+        end)``. By default one JSON value holds every call."""
+        return "stop", end
+
     def render(self, template: Template, messages: list[ChatMessage], functions: Sequence[Function],
                instruction: str, prefill: str) -> Prompt:
         """The prompt: the instruction (holding the ``functions``' definitions) in the system

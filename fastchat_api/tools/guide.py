@@ -54,9 +54,7 @@ class _Never:
 
 
 class FirstCall:
-    """Where the first call's JSON ends in a growing text (``guided.End``), for an answer
-    that is one call: the worker is hung up on there, as for JSON modes, instead of being
-    left to write on to ``max_tokens``."""
+    """Where the first call's JSON ends in a growing text (``guided.End``)."""
 
     __slots__ = ("form", "_at", "_value")
 
@@ -66,8 +64,9 @@ class FirstCall:
         self._value: ValueEnd | None = None
 
     @property
-    def done(self) -> bool:
-        return self._value is not None and self._value.done
+    def broken(self) -> bool:
+        """The call's JSON can no longer be JSON."""
+        return self._value is not None and self._value.broken
 
     def feed(self, text: str) -> int | None:
         if self._value is None:
@@ -77,6 +76,36 @@ class FirstCall:
             self._at, self._value = start, ValueEnd()
         end = self._value.feed(text[self._at:])
         return None if end is None else self._at + end
+
+
+class Calls:
+    """Where an answer that is all calls ends (``guided.End``): after its first call when it
+    is ``one``, else after the last call of a row (``Format.after_call``), so that the worker
+    is hung up on there, as for JSON modes, instead of being left to write on to ``max_tokens``."""
+
+    __slots__ = ("form", "one", "_base", "_call")
+
+    def __init__(self, form: Format, one: bool) -> None:
+        self.form, self.one = form, one
+        self._base = 0  # where the call being read is looked for
+        self._call = FirstCall(form)
+
+    @property
+    def done(self) -> bool:
+        return self._call.broken
+
+    def feed(self, text: str) -> int | None:
+        while True:
+            end = self._call.feed(text[self._base:])
+            if end is None:
+                return None
+            end += self._base
+            if self.one:
+                return end
+            step, at = self.form.after_call(text, end)
+            if step != "more":
+                return at if step == "stop" else None
+            self._base, self._call = at, FirstCall(self.form)
 
 
 class ToolGuide:
@@ -93,10 +122,12 @@ class ToolGuide:
         self.instruction = instruction.replace("{tools}", form.definitions(self.offered)) if self.offered else ""
         self._validators = {function.name: (function, _validator(function)) for function in self.offered}
 
-    def end(self) -> FirstCall | _Never:
-        """One call: under a named function, or ``required`` without parallel calls."""
-        one = self.tools.choice == "named" or (self.forced and not self.tools.parallel)
-        return FirstCall(self.form) if one else _Never()
+    def end(self) -> Calls | _Never:
+        """Where a forced answer's calls end (one call under a named function, or without
+        parallel calls); none under ``auto``, where text may be all there is."""
+        if not self.forced:
+            return _Never()
+        return Calls(self.form, self.tools.choice == "named" or not self.tools.parallel)
 
     def render(self, template: Template, messages: Messages) -> Prompt:
         """The chat's prompt: the tools, the history and the opening in the format's shape."""

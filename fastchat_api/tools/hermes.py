@@ -44,6 +44,16 @@ class Hermes(Format):
         found = text.find(OPEN)
         return None if found < 0 else found + len(OPEN)
 
+    def after_call(self, text: str, end: int) -> tuple[str, int]:
+        """Another ``<tool_call>`` may follow (after ``</tool_call>`` and whitespace)."""
+        at = _past(text, end, CLOSE)
+        rest = text[at:]
+        if rest.startswith(OPEN):
+            return "more", at
+        if OPEN.startswith(rest) or CLOSE.startswith(text[end:].strip()):
+            return "wait", 0
+        return "stop", at
+
     def split(self, text: str) -> Split:
         start = text.find(OPEN)
         if start < 0:

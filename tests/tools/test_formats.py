@@ -78,3 +78,26 @@ def test_a_possible_start_of_a_call_is_held_back(name, text, held):
 def test_a_bad_tools_section_stops_the_start(section, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         build_config({"tools": section})
+
+
+CALL = '<tool_call>\n{"name": "f", "arguments": {}}'
+
+
+@pytest.mark.parametrize(("choice", "parallel", "text", "cut"), [
+    ("named", True, CALL + "\n<tool_call>", CALL),
+    ("required", False, CALL + "\n</tool_call>", CALL),
+    ("required", True, CALL + "\n</tool_call>\n<tool", None),
+    ("required", True, CALL + "\n</tool", None),
+    ("required", True, CALL + "\n</tool_call>\nThe end", CALL + "\n</tool_call>\n"),
+    ("required", True, CALL + "\n</tool_call>\n" + CALL + "</tool_call> bye", CALL + "\n</tool_call>\n" + CALL + "</tool_call> "),
+])
+def test_a_forced_answer_ends_after_its_calls(choice, parallel, text, cut):
+    from fastchat_api.protocol import Function, Tools
+    from fastchat_api.tools.guide import ToolGuide
+
+    tools = Tools((Function("f"), Function("g")), choice, "f" if choice == "named" else None, parallel)
+    finder = ToolGuide(FORMATS["hermes"], tools, "{tools}").end()
+    ends = [finder.feed(text[:size]) for size in range(1, len(text) + 1)]
+    found = next((end for end in ends if end is not None), None)
+    assert (None if found is None else text[:found]) == cut
+    assert not finder.done
