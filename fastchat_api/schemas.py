@@ -8,8 +8,8 @@ body is read in one of two modes (``compat.strict``):
   returned beside the body, for the ``X-Ignored-Params`` header, the access log and a metric;
 - OpenAI's: values must have their JSON type, and unknown or unsupported fields are a 400.
 
-In both, a field whose absence would silently change the shape of the answer (tool calls,
-vLLM's guided decoding, audio, ...) is refused unless its value asks for nothing,
+In both, a field whose absence would silently change the shape of the answer (vLLM's guided
+decoding, audio, ...) is refused unless its value asks for nothing,
 and every unknown or unsupported field of a body is named in one 400. Any other failure is a
 400 whose ``param`` is the path of the first bad field.
 """
@@ -28,11 +28,11 @@ from marshmallow import (
 from marshmallow.experimental.context import Context
 
 from . import bodies, errors, metrics, protocol, structured
-from .tools import request as tool_fields
 from .coercion import NotCoercible, to_bool, to_float, to_int, to_str
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
 from .fastchat_rules import RANGES
 from .record import record_of
+from .tools import request as tool_fields
 from .typedefs import config_key
 
 # What one request may ask for. Past these a request costs the workers or this process far more
@@ -301,11 +301,11 @@ class TextInputs(fields.Field[list[str]]):
 
 class Refused(fields.Field[None]):
     """An OpenAI parameter FastChat workers cannot honour, whose absence would silently change
-    the shape of the answer a client relies on (tool calls, guided decoding, audio): refused
-    in both modes, never dropped.
+    the shape of the answer a client relies on (guided decoding, audio): refused in both
+    modes, never dropped.
 
-    Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
-    ``modalities: ["text"]``) is accepted and loads as None; anything else is a
+    Absent, null, or one of the ``inert`` values that ask for nothing (``modalities:
+    ["text"]``) is accepted and loads as None; anything else is a
     400 whose message is ``reason`` and whose code is ``code``: ``unsupported_parameter``, or
     ``unsupported_value`` where other values of the field are honoured.
     """
@@ -653,7 +653,6 @@ class ChatCompletionSchema(SamplingSchema):
                                 changes_answer=False)
     safety_identifier = _ignored("safety_identifier", "there is no safety monitoring here",
                                  changes_answer=False)
-
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
