@@ -64,7 +64,7 @@ async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamR
 
     async def attempt() -> web.StreamResponse:
         job = await plan_chat(upstream, req, guide, planner)
-        if job.tools is not None:
+        if job.tools is not None and job.tools.offered:
             answer = stream_with_tools if req.stream else complete_with_tools
             return await answer(request, upstream, req, job, job.tools)
         if req.stream:

@@ -106,7 +106,7 @@ async def plan_chat(
     template = facts.template
     tool_guide = None if tools is None else tools(template)
     if tool_guide is not None:
-        prompt = tool_guide.render(template, req.messages)
+        prompt = tool_guide.render(template, req.messages, guide)
     elif guide is None:
         prompt = template.render(req.messages)
     else:

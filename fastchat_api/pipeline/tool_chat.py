@@ -1,5 +1,6 @@
-"""The chat pipeline's answers when tools are in play (``tools``): whole, or streamed with the
-calls as OpenAI's tool-call deltas."""
+"""The chat pipeline's answers when tools are offered (``tools``): whole, or streamed with the
+calls as OpenAI's tool-call deltas. (A chat with tool history and no tools offered is rendered
+through its format and answered as any chat.)"""
 
 from __future__ import annotations
 
@@ -25,13 +26,10 @@ async def complete(request: web.Request, upstream: Upstream, req: ChatRequest, j
     """A ``chat.completion`` whose choices may hold calls (``message.tool_calls``, or the
     legacy ``message.function_call``)."""
     attempts = request.app[config_key].tools.max_attempts
-    if guide.offered:
-        results = await gather_or_cancel(
-            guided.until_valid(lambda: upstream.client.generate_stream(job.worker, job.params),
-                               guide, attempts, req.model)
-            for _ in range(req.n))
-    else:
-        results = await gather_or_cancel(upstream.client.generate(job.worker, job.params) for _ in range(req.n))
+    results = await gather_or_cancel(
+        guided.until_valid(lambda: upstream.client.generate_stream(job.worker, job.params),
+                           guide, attempts, req.model)
+        for _ in range(req.n))
     totals = metrics.record_usage(record_of(request), responses.usage(job.prompt_tokens, results))
     answers = [guide.answer(result) for result in results]
     body = responses.chat_completion(req.model, answers, totals)
@@ -96,6 +94,4 @@ def _one(upstream: Upstream, job: Job, guide: ToolGuide, request: web.Request, m
 
     if guide.forced:
         return stream.whole(generate, guide, request.app[config_key].tools.max_attempts, model)
-    if not guide.offered:
-        return generate()
     return stream.held(generate(), guide, model)

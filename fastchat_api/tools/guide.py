@@ -21,7 +21,7 @@ from jsonschema.protocols import Validator
 
 from .. import errors
 from ..conversation import Prompt, Template
-from ..guided import Verdict
+from ..guided import Guide, Verdict
 from ..jsonvalue import ValueEnd
 from ..protocol import Function, Messages, Tools
 from ..structured import opening
@@ -129,12 +129,16 @@ class ToolGuide:
             return _Never()
         return Calls(self.form, self.tools.choice == "named" or not self.tools.parallel)
 
-    def render(self, template: Template, messages: Messages) -> Prompt:
-        """The chat's prompt: the tools, the history and the opening in the format's shape."""
+    def render(self, template: Template, messages: Messages, other: Guide | None = None) -> Prompt:
+        """The chat's prompt: the tools, the history and the opening in the format's shape;
+        with no tools offered, the ``other`` guide's instruction and opening (a JSON
+        ``response_format`` beside tool history)."""
+        instruction, prefill = self.instruction, self.opening
+        if not self.offered and other is not None:
+            instruction, prefill = other.instruction, other.opening
         if isinstance(messages, str):  # FastChat's ready prompt: the client wrote it all
-            return Prompt(messages + self.opening, [])
-        return self.form.render(template, rewritten(messages, self.form), self.offered,
-                                self.instruction, self.opening)
+            return Prompt(messages + prefill, [])
+        return self.form.render(template, rewritten(messages, self.form), self.offered, instruction, prefill)
 
     def decide(self, text: str) -> Decision:
         """``text`` (the opening and the worker's text) read as the request's rules say."""

@@ -1,7 +1,12 @@
 """Tool calling on SmolLM2-135M-Instruct (template ``smollm2``, chatml-style: the ``hermes``
 format): every answer to a tools request is spec-valid whatever the model decides, a call is
-always of an offered function with usable arguments under ``required``, and a failure is the
-502, never a 200 breaking the contract. Runs where the real-model set is present."""
+always of an offered function with usable arguments under ``required`` or a named function,
+and a failure is the 502, never a 200 breaking the contract. Runs where the real-model set is
+present.
+
+Measured (10 requests each, ``max_tokens: 64``, FastChat's temperature 0.7): under ``auto`` the
+model answered in text 10 times in 10; under ``required`` (one function) and a named function,
+with the opening naming it and starting its arguments, it called 10 times in 10."""
 
 from __future__ import annotations
 
@@ -43,21 +48,26 @@ def _check(completion: dict, required: bool) -> str:
     return "text"
 
 
-@pytest.mark.parametrize("tool_choice", ["auto", "required"])
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+@pytest.mark.parametrize("tool_choice", ["auto", "required", NAMED])
 def test_every_answer_is_spec_valid_whatever_the_model_decides(real_openai, tool_choice):
+    forced = tool_choice != "auto"
     outcomes = []
     for _ in range(ROUNDS):
         try:
             completion = real_openai.chat.completions.create(
                 model=CHAT_MODEL, messages=QUESTION, tools=[WEATHER], tool_choice=tool_choice, max_tokens=64)
         except openai.InternalServerError as exc:
-            assert tool_choice == "required" and exc.status_code == 502
+            assert forced and exc.status_code == 502
             assert exc.body["code"] == "invalid_model_output"  # type: ignore[index]
             outcomes.append("502")
             continue
-        outcomes.append(_check(completion.model_dump(exclude_unset=True), tool_choice == "required"))
-    print(tool_choice, outcomes)
+        outcomes.append(_check(completion.model_dump(exclude_unset=True), forced))
     assert len(outcomes) == ROUNDS
+    if forced:  # measured 10 calls in 10
+        assert "call" in outcomes, outcomes
 
 
 def test_a_streamed_answer_assembles(real_openai):

@@ -361,3 +361,26 @@ async def test_the_worker_is_hung_up_on_once_a_single_call_is_complete(client, h
     (generation,) = [entry for entry in hermes.requests if entry["path"] == "/worker_generate_stream"]
     await until(lambda: generation["ended"] is not None)
     assert generation["outcome"] == "closed"
+
+
+async def test_history_without_tools_offered_is_answered_as_any_chat_logprobs_included(client, hermes):
+    messages = [*QUESTION, {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12 C"}]
+    resp = await post(client, messages=messages, logprobs=True)
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["choices"][0]["logprobs"] is not None
+    assert "<tool_response>\n12 C\n</tool_response>" in hermes.sent("/worker_generate")[-1]["prompt"]
+
+
+async def test_history_without_tools_offered_takes_a_json_response_format(client, hermes):
+    messages = [*QUESTION, {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12 C"}]
+    hermes.pieces = ['"celsius": 12}']
+    resp = await post(client, messages=messages, response_format={"type": "json_object"})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["choices"][0]["message"]["content"] == '{"celsius": 12}'
+    prompt = hermes.sent("/worker_generate_stream")[-1]["prompt"]
+    assert "<tool_response>\n12 C\n</tool_response>" in prompt and prompt.endswith("<|im_start|>assistant\n{")
