@@ -477,7 +477,10 @@ def _message(message: Any) -> tuple[protocol.ChatMessage, bool]:
     if not role:
         raise ValidationError({"role": ["Missing or not a string."]})
     _checked(_check_name, role, "role")
-    history = role != "user" and role != "system" and tool_fields.check_history(message, role)
+    history = False
+    if role == "tool" or role == "function" or (
+            role == "assistant" and ("tool_calls" in message or "function_call" in message)):
+        history = tool_fields.check_history(message, role)
     content = message.get("content")
     if content is None:
         if role != "assistant":
