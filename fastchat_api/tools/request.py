@@ -14,7 +14,7 @@ from ..protocol import Choice, Function, History, Tools
 from ..structured import schema_problem
 
 MAX_TOOLS = 128  # OpenAI's limit on tools (and functions) in one request
-MAX_TEXT = 10 * 1024 * 1024
+MAX_TEXT = 10 * 1024 * 1024  # schemas.MAX_TEXT (schemas imports this module)
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a function's name, as OpenAI allows it
 _NAME_RULE = "Must be 1 to 64 letters, digits, underscores or dashes."
 _HISTORY_ROLES = frozenset({"tool", "function"})
