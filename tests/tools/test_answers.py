@@ -384,3 +384,15 @@ async def test_history_without_tools_offered_takes_a_json_response_format(client
     assert (await resp.json())["choices"][0]["message"]["content"] == '{"celsius": 12}'
     prompt = hermes.sent("/worker_generate_stream")[-1]["prompt"]
     assert "<tool_response>\n12 C\n</tool_response>" in prompt and prompt.endswith("<|im_start|>assistant\n{")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/v1/chat/completions"])
+async def test_both_chat_routes_in_both_modes_answer_calls(make_client, hermes, path):
+    for strict in (False, True):
+        client = await make_client(compat={"strict": strict})
+        hermes.pieces = [OSLO]
+        resp = await client.post(path, json=CHAT | {"messages": QUESTION, "tools": [WEATHER],
+                                                    "tool_choice": "auto", "parallel_tool_calls": True})
+        assert resp.status == 200, await resp.text()
+        assert "X-Ignored-Params" not in resp.headers
+        assert calls_of(await resp.json()) == [("get_weather", {"city": "Oslo"})]
