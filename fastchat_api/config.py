@@ -262,6 +262,23 @@ class StructuredConfig:
                                           values=fields.String(validate=_NOT_EMPTY)))
 
 
+TOOL_FORMATS = ("hermes", "llama3_json", "mistral", "json", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsConfig:
+    max_attempts: int = _setting(3, _strict_int(validate.Range(min=1, max=10)))
+    model_formats: Mapping[str, str] = _setting(
+        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=_NOT_EMPTY),
+                                          values=fields.String(validate=validate.OneOf(TOOL_FORMATS))))
+    instructions: Mapping[str, str] = _setting(
+        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=validate.OneOf(TOOL_FORMATS[:-1])),
+                                          values=fields.String(validate=_NOT_EMPTY)))
+    model_instructions: Mapping[str, str] = _setting(
+        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=_NOT_EMPTY),
+                                          values=fields.String(validate=_NOT_EMPTY)))
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = _section(ServerConfig)
@@ -274,6 +291,7 @@ class Config:
     metrics: MetricsConfig = _section(MetricsConfig)
     compat: CompatConfig = _section(CompatConfig)
     structured: StructuredConfig = _section(StructuredConfig)
+    tools: ToolsConfig = _section(ToolsConfig)
 
 
 CONFIG_SCHEMA = _schema_of(Config)()

@@ -212,7 +212,8 @@ class Template:
         """The system block; the message is data, so braces in it stay literal."""
         return self.system_template.format(system_message=system_message)
 
-    def render(self, messages: Messages, *, instruction: str = "", prefill: str = "") -> Prompt:
+    def render(self, messages: Messages, *, instruction: str = "", prefill: str = "",
+               extra_roles: tuple[str, ...] = ()) -> Prompt:
         """Build the prompt as FastChat's API server does, from validated request messages.
 
         ``instruction`` is added to the system message (after a blank line), or to the last
@@ -220,7 +221,9 @@ class Template:
         assistant turn, written as the start of the model's own answer (``ASSISTANT: {``),
         not after the empty slot (``ASSISTANT:``). A ready prompt string (FastChat's
         ``messages`` string) is the client's own: ``prefill`` is appended to it, and
-        ``instruction`` has no place in it.
+        ``instruction`` has no place in it. A message whose role is one of ``extra_roles``
+        (a tool format's, such as llama-3's ``ipython``) is a turn of that role, written as the
+        style writes any role's turn.
         """
         if isinstance(messages, str):
             return Prompt(messages + prefill, [])
@@ -241,6 +244,8 @@ class Template:
                 turns.append((assistant, _text_of(content)))
             elif role == "system" or role == "developer":
                 system = _text_of(content) or ""
+            elif role in extra_roles:
+                turns.append((role, _text_of(content)))
             else:
                 raise invalid_request(
                     f"Unsupported role '{role}' in messages[{i}]: FastChat conversation templates "

@@ -73,7 +73,7 @@ RATE_LIMITED = Counter("fastchat_api_rate_limited", "Requests refused by a limit
 LIMITS_UNCHECKED = Counter("fastchat_api_limits_unchecked", "Requests whose limits could not be "
                            "checked (Redis failing), by outcome (served, refused)", ["outcome"])
 GUIDED = Counter("fastchat_api_guided_attempts", "Generations of a shape the worker cannot "
-                 "constrain (kind: json_object, json_schema), by model, kind and outcome: valid, "
+                 "constrain (kind: json_object, json_schema, tools), by model, kind and outcome: valid, "
                  "retried (generated again), accepted (answered without conforming, as allowed), "
                  "failed (the request ended in an error)", ["model", "kind", "outcome"])
 

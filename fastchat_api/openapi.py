@@ -22,6 +22,7 @@ from marshmallow import Schema, fields, validate
 from marshmallow.experimental.context import Context
 
 from . import __version__, schemas
+from .tools import request as tool_fields
 from .response_schemas import StreamErrorSchema, response_schemas
 from .jsonutil import dumps
 from .routes import slash_form
@@ -79,8 +80,9 @@ _TAG_OF_MODULE = {
 # typed bodies; fields that are accepted without effect, or refused, say so themselves).
 FIELD_NOTES = {
     "model": "The model to use, one of those GET /v1/models lists.",
-    "messages": "The conversation so far: messages with a `role` (`system`, `developer`, `user` "
-    "or `assistant`) and a `content` (a string, or a list of `text` and `image_url` parts), "
+    "messages": "The conversation so far: messages with a `role` (`system`, `developer`, `user`, "
+    "`assistant`; with tool history `tool`, with its `tool_call_id`, or the legacy `function`) "
+    "and a `content` (a string, or a list of `text` and `image_url` parts), "
     "rendered into a prompt with the model's conversation template. A string is used as the "
     "prompt itself, without the template (FastChat's extension).",
     "prompt": "The text to continue, used as it is (no conversation template); or a list of "
@@ -128,6 +130,17 @@ FIELD_NOTES = {
     "the schema: the gateway asks the model, checks the answer and generates it again when it "
     "does not conform; a whole answer that never does is a 502 `invalid_model_output`, a "
     "stream ends with that error event. `{\"type\": \"text\"}` (the default): free text.",
+    "tools": "Functions the model may call (`{\"type\": \"function\", \"function\": {\"name\", "
+    "\"description\", \"parameters\", \"strict\"}}`): written into the prompt in the model's tool "
+    "format, the calls read back as `message.tool_calls` with `finish_reason: \"tool_calls\"`; "
+    "arguments are validated against `parameters` (README: Tool calling).",
+    "tool_choice": "`auto` (the default with tools): the model decides; `none`: no call; "
+    "`required`, or `{\"type\": \"function\", \"function\": {\"name\": ...}}`: the answer is "
+    "a call (of that function), generated again until usable, else a 502 `invalid_model_output`.",
+    "parallel_tool_calls": "`false`: at most one call per answer.",
+    "functions": "The legacy form of `tools`: answered with `message.function_call` and "
+    "`finish_reason: \"function_call\"`.",
+    "function_call": "The legacy form of `tool_choice`: `none`, `auto` or `{\"name\": ...}`.",
     # A field of one body only, under its typed body's name.
     "TokenCheckItem.prompt": "The prompt, as the model would read it.",
     "TokenCheckItem.max_tokens": "The tokens to generate after the prompt: whether they fit.",
@@ -140,7 +153,8 @@ _PATH_NOTES = {
 
 
 # A body field the typed body keeps under another name (schemas._Body loads it so).
-_LOADED_AS = {"stream_options": "include_usage"}
+_LOADED_AS = {"stream_options": "include_usage", "tool_choice": "tools", "parallel_tool_calls": "tools",
+              "functions": "tools", "function_call": "tools"}
 
 
 def _describe_field(self: Any, field: fields.Field[Any], **kwargs: Any) -> dict[str, Any]:
@@ -231,7 +245,8 @@ def _type_own_field(self: Any, field: fields.Field[Any], ret: dict[str, Any], **
     """apispec attribute function: the JSON types and limits our custom fields take, which
     apispec cannot know (a string or a list of strings, ...), as the fields declare them."""
     describe = getattr(field, "json_schema", None)
-    return describe(ret) if callable(describe) and type(field).__module__ == schemas.__name__ else {}
+    own = type(field).__module__ in (schemas.__name__, tool_fields.__name__)
+    return describe(ret) if callable(describe) and own else {}
 
 
 def _ref(spec: APISpec, schema: type[Schema]) -> dict[str, str]:

@@ -28,12 +28,40 @@ class ImagePart(TypedDict):
 ContentPart = TextPart | ImagePart
 
 
+class FunctionCall(TypedDict):
+    """A past call, as OpenAI writes it: ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(TypedDict):
+    """One of an assistant message's ``tool_calls``."""
+
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class ChatMessage(TypedDict):
-    """One chat message as ``schemas`` checks it: other keys (``name``, ...) pass unread, and
-    content may be null or absent on assistant messages only."""
+    """One chat message as ``schemas`` checks it: other keys pass unread; content may be null
+    or absent on assistant messages only. Tool history (``schemas`` checks it): an assistant
+    message's ``tool_calls`` (or legacy ``function_call``), a ``tool`` message's
+    ``tool_call_id``, a legacy ``function`` message's ``name``."""
 
     role: str
     content: NotRequired[str | list[ContentPart] | None]
+    tool_calls: NotRequired[list[ToolCall]]
+    function_call: NotRequired[FunctionCall]
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
+
+
+class History(list[ChatMessage]):
+    """Messages that hold tool history (calls or results): rendered through a tool format
+    even when the request offers no tools."""
+
+    __slots__ = ()
 
 
 Messages = str | list[ChatMessage]  # OpenAI's messages, or FastChat's ready prompt string
@@ -49,6 +77,35 @@ class ResponseFormat:
     name: str = ""
     schema: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function the model may call (``tools[i].function``, or a legacy ``functions[i]``):
+    ``parameters`` is a checked JSON Schema of its arguments (``{}``: any object)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False
+
+
+Choice = Literal["none", "auto", "required", "named"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tools:
+    """What a chat asks of tools: the ``functions`` it offers, ``tool_choice`` (``named``:
+    the function ``name`` must be called), ``parallel_tool_calls`` (false: one call at most),
+    and whether it came in the legacy ``functions``/``function_call`` form (answered with
+    ``message.function_call``, one call). Also a chat with tool history and no tools
+    (``choice`` ``none``)."""
+
+    functions: tuple[Function, ...] = ()
+    choice: Choice = "none"
+    name: str | None = None
+    parallel: bool = True
+    legacy: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -84,6 +141,7 @@ class ChatRequest(GenerationRequest):
     response_format: ResponseFormat | None = None  # None: free text
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives per token, 0-20, with ``logprobs``
+    tools: Tools | None = None  # None: no tools offered and no tool history
 
     @property
     def requested_tokens(self) -> int | None:

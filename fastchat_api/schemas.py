@@ -8,8 +8,8 @@ body is read in one of two modes (``compat.strict``):
   returned beside the body, for the ``X-Ignored-Params`` header, the access log and a metric;
 - OpenAI's: values must have their JSON type, and unknown or unsupported fields are a 400.
 
-In both, a field whose absence would silently change the shape of the answer (tool calls,
-vLLM's guided decoding, audio, ...) is refused unless its value asks for nothing,
+In both, a field whose absence would silently change the shape of the answer (vLLM's guided
+decoding, audio, ...) is refused unless its value asks for nothing,
 and every unknown or unsupported field of a body is named in one 400. Any other failure is a
 400 whose ``param`` is the path of the first bad field.
 """
@@ -32,6 +32,7 @@ from .coercion import NotCoercible, to_bool, to_float, to_int, to_str
 from .fastchat_rules import NO_LIMIT as MAX_TOKENS  # max_tokens, before the clamp to the context
 from .fastchat_rules import RANGES
 from .record import record_of
+from .tools import request as tool_fields
 from .typedefs import config_key
 
 # What one request may ask for. Past these a request costs the workers or this process far more
@@ -300,11 +301,11 @@ class TextInputs(fields.Field[list[str]]):
 
 class Refused(fields.Field[None]):
     """An OpenAI parameter FastChat workers cannot honour, whose absence would silently change
-    the shape of the answer a client relies on (tool calls, guided decoding, audio): refused
-    in both modes, never dropped.
+    the shape of the answer a client relies on (guided decoding, audio): refused in both
+    modes, never dropped.
 
-    Absent, null, or one of the ``inert`` values that ask for nothing (``tools: []``,
-    ``modalities: ["text"]``) is accepted and loads as None; anything else is a
+    Absent, null, or one of the ``inert`` values that ask for nothing (``modalities:
+    ["text"]``) is accepted and loads as None; anything else is a
     400 whose message is ``reason`` and whose code is ``code``: ``unsupported_parameter``, or
     ``unsupported_value`` where other values of the field are honoured.
     """
@@ -351,14 +352,6 @@ class Ignored(Refused):
     def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
         """Any value (ignored), or under ``compat.strict`` what :class:`Refused` takes."""
         return super().json_schema(described) if self.changes_answer and _strict() else {}
-
-
-def _no_tools(name: str) -> Refused:
-    return Refused(
-        f"'{name}' is not supported: FastChat workers have no tool or function calling, so the "
-        "model cannot honour it. Remove it, or describe the tools in the messages.",
-        inert=([], "none", "auto"),
-    )
 
 
 _FORMAT_TYPES = ("text", "json_object", "json_schema")
@@ -471,9 +464,10 @@ def _content_part(part: Any) -> dict[str, Any]:
 _CONTENT = "Must be a string or a list of content parts."
 
 
-def _message(message: Any) -> protocol.ChatMessage:
+def _message(message: Any) -> tuple[protocol.ChatMessage, bool]:
     """One chat message: a role and a content that is a string, a list of parts, or null
-    (assistant messages only); numbers and booleans read as strings in FastChat's mode."""
+    (assistant messages only); numbers and booleans read as strings in FastChat's mode. With
+    whether it is tool history (``tools.request.check_history``)."""
     if not isinstance(message, dict):
         raise ValidationError("Must be an object with 'role' and 'content'.")
     try:
@@ -483,6 +477,10 @@ def _message(message: Any) -> protocol.ChatMessage:
     if not role:
         raise ValidationError({"role": ["Missing or not a string."]})
     _checked(_check_name, role, "role")
+    history = False
+    if role == "tool" or role == "function" or (
+            role == "assistant" and ("tool_calls" in message or "function_call" in message)):
+        history = tool_fields.check_history(message, role)
     content = message.get("content")
     if content is None:
         if role != "assistant":
@@ -502,7 +500,7 @@ def _message(message: Any) -> protocol.ChatMessage:
         except NotCoercible:
             raise ValidationError({"content": [_CONTENT]}) from None
         _checked(_check_text, content, "content")
-    return {**message, "role": role, "content": content}  # type: ignore[typeddict-item]
+    return {**message, "role": role, "content": content}, history  # type: ignore[typeddict-item]
 
 
 def _checked(check: Callable[[Any], Any], value: Any, *path: str) -> Any:
@@ -534,6 +532,9 @@ _MESSAGE_SCHEMA = {
 }
 
 
+_ANY_MESSAGE_SCHEMA = {"anyOf": [_MESSAGE_SCHEMA, *tool_fields.history_schemas(_TEXT_SCHEMA, MAX_ITEMS)]}
+
+
 class Messages(fields.Field[protocol.Messages]):
     """``messages``: a list of chat messages, or (FastChat's extension) a ready prompt string."""
 
@@ -549,16 +550,18 @@ class Messages(fields.Field[protocol.Messages]):
         if not value:
             raise self.make_error("invalid")
         _check_items(value)
-        messages = []
+        messages, history = [], False
         for index, message in enumerate(value):
             try:
-                messages.append(_message(message))
+                checked, past = _message(message)
             except ValidationError as exc:
                 raise ValidationError({index: exc.messages}) from None
-        return messages
+            messages.append(checked)
+            history = history or past
+        return protocol.History(messages) if history else messages
 
     def json_schema(self, described: Mapping[str, Any]) -> dict[str, Any]:
-        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1,
+        return {"anyOf": [_TEXT_SCHEMA, {"type": "array", "items": _ANY_MESSAGE_SCHEMA, "minItems": 1,
                                          "maxItems": MAX_ITEMS}]}
 
 
@@ -619,17 +622,19 @@ class SamplingSchema(_Body):
     structured_outputs = _guided("structured_outputs")
 
 
+_TOOL_KEYS = frozenset({"tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"})
+
+
 class ChatCompletionSchema(SamplingSchema):
     target = protocol.ChatRequest
     messages = Messages(required=True)
     max_completion_tokens = Int(allow_none=True, validate=validate.Range(max=MAX_TOKENS),
                                 metadata=_ranged("max_completion_tokens"))
-    tools = _no_tools("tools")
-    tool_choice = _no_tools("tool_choice")
-    functions = _no_tools("functions")
-    function_call = _no_tools("function_call")
-    parallel_tool_calls = _ignored("parallel_tool_calls", "there are no tool calls",
-                                   changes_answer=False)
+    tools = tool_fields.ToolList(allow_none=True)
+    tool_choice = tool_fields.ToolChoice()
+    functions = tool_fields.FunctionList(allow_none=True)
+    function_call = tool_fields.ToolChoice(legacy=True)
+    parallel_tool_calls = Bool(allow_none=True)
     response_format = ResponseFormat(allow_none=True)
     logprobs = Bool(allow_none=True)
     top_logprobs = Int(allow_none=True, validate=validate.Range(min=0, max=MAX_TOP_LOGPROBS))
@@ -651,6 +656,13 @@ class ChatCompletionSchema(SamplingSchema):
                                 changes_answer=False)
     safety_identifier = _ignored("safety_identifier", "there is no safety monitoring here",
                                  changes_answer=False)
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        """Tools first (``tools.request.tools_of``), then the body as every schema builds it."""
+        if not _TOOL_KEYS.isdisjoint(data) or type(data.get("messages")) is protocol.History:
+            data["tools"] = tool_fields.tools_of(data)
+        return super()._build(data, **kwargs)
 
 
 CHAT_COMPLETION = ChatCompletionSchema()

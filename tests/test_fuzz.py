@@ -70,6 +70,19 @@ MESSAGE = st.fixed_dictionaries(
      "content": TEXT | st.lists(PART, min_size=1, max_size=3)},
     optional={"name": TEXT},
 )
+# Tool calling: definitions, and the history of past calls and their results.
+TOOL = st.fixed_dictionaries({"type": st.just("function"), "function": st.fixed_dictionaries(
+    {"name": st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)},
+    optional={"description": TEXT, "strict": st.booleans(), "parameters": st.sampled_from([
+        {}, {"type": "object"},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}])})})
+CALL = st.fixed_dictionaries({"id": TEXT.filter(bool), "type": st.just("function"), "function": st.fixed_dictionaries(
+    {"name": TEXT, "arguments": TEXT | st.just('{"a": "x"}')})})
+HISTORY = st.one_of(
+    st.fixed_dictionaries({"role": st.just("assistant"), "content": st.none() | TEXT,
+                           "tool_calls": st.lists(CALL, min_size=1, max_size=2)}),
+    st.fixed_dictionaries({"role": st.just("tool"), "tool_call_id": TEXT.filter(bool), "content": TEXT}),
+)
 TEXTS = TEXT | st.lists(TEXT, min_size=1, max_size=4)
 PENALTY = st.floats(min_value=-2, max_value=2) | st.none()
 TOKENS = st.integers(min_value=1, max_value=64) | st.none()
@@ -86,7 +99,8 @@ SAMPLING = {
     "store": st.just(False), "service_tier": st.just("auto"),
 }
 CHAT = {
-    "max_completion_tokens": TOKENS, "tools": st.just([]), "tool_choice": st.just("none"),
+    "max_completion_tokens": TOKENS, "tools": st.lists(TOOL, max_size=3),
+    "tool_choice": st.sampled_from(["none", "auto"]),
     "parallel_tool_calls": st.booleans(), "response_format": st.just({"type": "text"}),
     "logprobs": st.just(False), "top_logprobs": st.just(0), "modalities": st.just(["text"]),
 }
@@ -133,7 +147,7 @@ def body(required: dict[str, st.SearchStrategy], optional: dict) -> st.SearchStr
 
 
 MODEL = st.just("fake-model")
-CHAT_BODY = body({"model": MODEL, "messages": st.lists(MESSAGE, min_size=1, max_size=5) | TEXT},
+CHAT_BODY = body({"model": MODEL, "messages": st.lists(MESSAGE | HISTORY, min_size=1, max_size=5) | TEXT},
                  SAMPLING | CHAT)
 BODIES = {
     "/v1/chat/completions": CHAT_BODY,

@@ -110,6 +110,21 @@ def _free_text(case: Any) -> None:
         case.body["response_format"] = {"type": "text"}
 
 
+_TOOL_FIELDS = ("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls")
+
+
+def _no_tools(case: Any) -> None:
+    """Schema-valid bodies offer no tools: what the document cannot say about them (a usable
+    JSON Schema as ``parameters``, a ``tool_choice`` naming a listed function, no JSON
+    ``response_format`` or ``logprobs`` beside them) is a 400, and a required call the
+    stand-in never writes a 502; tool calling is tested in tests/tools/. Invalid bodies keep
+    them, so that their refusal is still checked."""
+    meta = case.meta
+    if meta is not None and meta.generation.mode.is_positive and isinstance(case.body, dict):
+        for name in _TOOL_FIELDS:
+            case.body.pop(name, None)
+
+
 def _checks(strict: bool) -> list[Any]:
     return [check for check in CHECKS.get_all() if strict or check.__name__ != _NEGATIVE_CHECK]
 
@@ -134,6 +149,7 @@ STRICT = _document_schema(strict=True)
 def test_fastchat_mode_answers_as_its_document_says(case: Any, default_url: str) -> None:
     _served_model(case)
     _free_text(case)
+    _no_tools(case)
     case.call_and_validate(base_url=default_url, checks=_checks(strict=False), timeout=30)
 
 
@@ -141,4 +157,5 @@ def test_fastchat_mode_answers_as_its_document_says(case: Any, default_url: str)
 def test_strict_mode_accepts_and_answers_exactly_its_document(case: Any, strict_url: str) -> None:
     _served_model(case)
     _free_text(case)
+    _no_tools(case)
     case.call_and_validate(base_url=strict_url, checks=_checks(strict=True), timeout=30)

@@ -101,9 +101,6 @@ async def test_out_of_range_over_http_is_400_with_40302(client):
 @pytest.mark.parametrize(
     ("fields", "param", "code"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_parameter"),
-        ({"tool_choice": "required"}, "tool_choice", "unsupported_parameter"),
-        ({"functions": [{"name": "f"}]}, "functions", "unsupported_parameter"),
         ({"seed": 7}, "seed", "unsupported_parameter"),  # strict only
         ({"logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),  # strict only
         ({"modalities": ["text", "audio"]}, "modalities", "unsupported_value"),

@@ -4,7 +4,8 @@
 A JSON ``response_format`` is honoured through a guide (``structured``, ``guided``): its
 instruction and opening go into the prompt, each choice is generated as a stream that is
 closed once the value is complete, checked, and (whole answers only) generated again until it
-conforms, up to ``structured.max_attempts`` times.
+conforms, up to ``structured.max_attempts`` times. Tools (``tools``) are written into the
+prompt in the model's tool format and the calls read back (``tool_chat``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Iterator
 
 from aiohttp import web
 
-from .. import guided, metrics, responses, structured
+from .. import guided, metrics, responses, structured, tools
 from ..aio import gather_or_cancel
 from ..jsonutil import json_response
 from ..limits import admitted, estimate_tokens
@@ -25,6 +26,8 @@ from ..upstream import Frame, Upstream
 from .plan import Job, plan_chat
 from .retry import with_retry
 from .stream import stream_choices
+from .tool_chat import complete as complete_with_tools
+from .tool_chat import stream_answer as stream_with_tools
 
 
 def _texts(messages: Messages) -> Iterator[str]:
@@ -55,8 +58,15 @@ async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamR
     if req.response_format is not None:
         guide = structured.guide(req.response_format, request.app[config_key].structured, req.model)
 
+    planner = None
+    if req.tools is not None:
+        planner = tools.guide_for(req.tools, req.model, request.app[config_key].tools)
+
     async def attempt() -> web.StreamResponse:
-        job = await plan_chat(upstream, req, guide)
+        job = await plan_chat(upstream, req, guide, planner)
+        if job.tools is not None and job.tools.offered:
+            answer = stream_with_tools if req.stream else complete_with_tools
+            return await answer(request, upstream, req, job, job.tools)
         if req.stream:
             return await _stream(request, upstream, req, job, guide)
         return await _complete(request, upstream, req, job, guide)

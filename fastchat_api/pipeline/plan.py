@@ -8,14 +8,15 @@ model's context: FastChat's rules (``fastchat_rules``) over what the upstream kn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors
 from ..aio import gather_or_cancel
-from ..conversation import Prompt
+from ..conversation import Prompt, Template
 from ..fastchat_rules import check_ranges, context_room, gen_params, merge_stop, provably_fits
 from ..guided import Guide
 from ..protocol import ChatMessage, ChatRequest, CompletionRequest, GenerationRequest
+from ..tools import ToolGuide
 from ..upstream import Upstream, WorkerFacts
 
 
@@ -26,6 +27,7 @@ class Job:
     worker: str
     params: dict[str, Any]
     prompt_tokens: int | None  # None when the length rule needed no count
+    tools: ToolGuide | None = None  # how the chat's tools were written into the prompt
 
 
 async def prompt_room(
@@ -92,14 +94,20 @@ async def check_images(upstream: Upstream, req: ChatRequest) -> None:
         )
 
 
-async def plan_chat(upstream: Upstream, req: ChatRequest, guide: Guide | None = None) -> Job:
+async def plan_chat(
+    upstream: Upstream, req: ChatRequest, guide: Guide | None = None,
+    tools: Callable[[Template], ToolGuide | None] | None = None,
+) -> Job:
     """The chat's prompt rendered from the worker's template (with the ``guide``'s
-    instruction and opening, if any), its stops and the template's merged, and FastChat's
-    length rule."""
+    instruction and opening, if any, or in the tool format ``tools`` picks for the template),
+    its stops and the template's merged, and FastChat's length rule."""
     worker, facts = await _target(upstream, req)
     await check_images(upstream, req)
     template = facts.template
-    if guide is None:
+    tool_guide = None if tools is None else tools(template)
+    if tool_guide is not None:
+        prompt = tool_guide.render(template, req.messages, guide)
+    elif guide is None:
         prompt = template.render(req.messages)
     else:
         prompt = template.render(req.messages, instruction=guide.instruction, prefill=guide.opening)
@@ -107,7 +115,7 @@ async def plan_chat(upstream: Upstream, req: ChatRequest, guide: Guide | None = 
         upstream, worker, req.model, prompt.text, req.requested_tokens, facts.context_length, "messages"
     )
     stop = merge_stop(req.stop, template.stop_str)
-    return Job(worker, gen_params(req, prompt, max_new, stop, template.stop_token_ids), prompt_tokens)
+    return Job(worker, gen_params(req, prompt, max_new, stop, template.stop_token_ids), prompt_tokens, tool_guide)
 
 
 async def plan_completion(upstream: Upstream, req: CompletionRequest) -> list[Job]:

@@ -52,7 +52,7 @@ async def test_request_bodies_come_from_the_schemas(keyed):
     assert set(body["required"]) == {"model", "messages"}
     assert set(schemas.CHAT_COMPLETION.fields) == set(body["properties"])
     assert "conversation" in body["properties"]["messages"]["description"]
-    assert "tool" in body["properties"]["tools"]["description"]  # why it is refused
+    assert "tool_calls" in body["properties"]["tools"]["description"]  # what it gives
 
 
 async def test_every_post_route_has_a_request_body(keyed):

@@ -81,7 +81,8 @@ async def test_every_field_says_what_it_means_to_a_client(client):
             assert "``" not in text and not re.search(r"orjson|marshmallow|5\.0 is taken", text), text
     chat = schemas["ChatCompletion"]["properties"]
     assert "conversation template" in chat["messages"]["description"]
-    assert chat["tools"]["x-support"] == "refused" and "tool" in chat["tools"]["description"]
+    assert chat["guided_json"]["x-support"] == "refused" and "guided" in chat["guided_json"]["description"]
+    assert "x-support" not in chat["tools"] and "tool_calls" in chat["tools"]["description"]
     assert "access log" in chat["user"]["description"] and "x-support" not in chat["user"]
     assert chat["metadata"]["x-support"] == "ignored" and chat["seed"]["x-support"] == "ignored"
     assert "x-support" not in chat["temperature"] and "x-support" not in chat["stream_options"]
@@ -156,7 +157,7 @@ async def test_the_page_puts_required_fields_first_with_defaults_and_folds_the_r
     table, folded = chat.split('<details class="more">', 1)
     fields = re.findall(r"<tr><td><code>(\w+)</code>", table)
     assert fields[:2] == ["model", "messages"] and "temperature" in fields
-    assert "tools" not in fields and "tools" in folded  # folded under "Not supported"
+    assert "tools" in fields and "guided_json" not in fields and "guided_json" in folded  # "Not supported"
     assert re.search(r"<code>temperature</code>.*?<code>0\.7</code>", chat)
     assert "Not supported" in chat and "Errors: 400, 401, 404, 413, 415, 502, 503, 504" in chat
     assert 'details class="op" id="post-/v1/chat/completions" open' in dom

@@ -9,6 +9,7 @@ modules import helpers from this package, never from one another.
 - :mod:`.rawhttp`: the one raw-socket HTTP client.
 - :mod:`.processes`: the gateway as a real process, on devstack's supervisor.
 - :mod:`.openai_spec`: response bodies validated against OpenAI's published schemas.
+- :mod:`.templates`: conversation templates as workers send them.
 
 A package rather than one module: together they are some 600 lines of unrelated concerns.
 """
@@ -20,12 +21,13 @@ from .processes import (STANDIN_MODEL, exited, gateway_process, log_lines, match
                         standin_requests, start_gateway, wait_for_line)
 from .rawhttp import MALFORMED, RawAnswer, connect, exchange, request
 from .sse import DONE_EVENT, read_events, sse_events, streamed_text, text_of, with_text
+from .templates import LLAMA3_CONV, fastchat_conv
 from .waiting import HANG_GUARD, FakeClock, until
 
 __all__ = [
     "CHAT", "CHAT_BYTES", "COMPLETION", "DONE_EVENT", "EMBEDDING", "HANG_GUARD", "MALFORMED",
-    "MESSAGES", "MODEL", "STANDIN_MODEL", "FakeClock", "Generations", "RawAnswer", "connect", "delta", "exchange",
-    "exited", "gateway_process", "log_lines", "matching", "read_events", "request", "run_cli", "samples",
+    "LLAMA3_CONV", "MESSAGES", "MODEL", "STANDIN_MODEL", "FakeClock", "Generations", "RawAnswer", "connect", "delta", "exchange",
+    "exited", "fastchat_conv", "gateway_process", "log_lines", "matching", "read_events", "request", "run_cli", "samples",
     "scrape", "sse_events", "standin_requests", "start_gateway", "streamed_text", "text_of", "until", "value",
     "wait_for_line", "with_text",
 ]

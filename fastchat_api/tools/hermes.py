@@ -1,0 +1,77 @@
+"""Hermes' tool format (NousResearch's Hermes 2 Pro, Qwen2 and later, and most chatml-family
+fine-tunes): the signatures one JSON object per line inside ``<tools></tools>`` in the system
+turn; a call ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``, several in a
+row for parallel calls; results ``<tool_response>\\n...\\n</tool_response>`` in a user turn.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .base import Format, Result, Split, dumps, possible_start
+from .calls import Call, as_call, read_value
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+
+
+class Hermes(Format):
+    name = "hermes"
+    instruction = (
+        "You can call functions. Their signatures, one JSON object per line, are inside "
+        "<tools></tools>:\n<tools>\n{tools}\n</tools>\n"
+        "To call a function, write <tool_call>, then on the next line "
+        '{"name": <function name>, "arguments": <the arguments as a JSON object>}, then '
+        "</tool_call> on a line of its own; write one such block per call. Otherwise, answer "
+        "in plain text."
+    )
+
+    def calls_text(self, calls: Sequence[tuple[str, Call]]) -> str:
+        return "\n".join(f"{OPEN}\n{dumps({'name': call.name, 'arguments': call.arguments})}\n{CLOSE}"
+                         for _, call in calls)
+
+    def results_text(self, results: Sequence[Result]) -> str:
+        return "\n".join(f"<tool_response>\n{result.content}\n</tool_response>" for result in results)
+
+    def opening(self, name: str | None) -> str:
+        if name is None:
+            return f'{OPEN}\n{{"name": "'
+        return f'{OPEN}\n{{"name": {dumps(name)}, "arguments": '
+
+    def hold(self, text: str) -> int:
+        return len(text[: possible_start(text, OPEN)].rstrip())
+
+    def call_start(self, text: str) -> int | None:
+        found = text.find(OPEN)
+        return None if found < 0 else found + len(OPEN)
+
+    def after_call(self, text: str, end: int) -> tuple[str, int]:
+        """Another ``<tool_call>`` may follow (after ``</tool_call>`` and whitespace)."""
+        at = _past(text, end, CLOSE)
+        rest = text[at:]
+        if rest.startswith(OPEN):
+            return "more", at
+        if OPEN.startswith(rest) or CLOSE.startswith(text[end:].strip()):
+            return "wait", 0
+        return "stop", at
+
+    def split(self, text: str) -> Split:
+        start = text.find(OPEN)
+        if start < 0:
+            return Split(text, [])
+        calls, at = [], start
+        while text.startswith(OPEN, at):
+            read = read_value(text, at + len(OPEN))
+            call = None if read is None else as_call(read[0])
+            if read is None or call is None:
+                return Split(text, [])
+            calls.append(call)
+            at = _past(text, read[1], CLOSE)
+        return Split(text[:start].rstrip(), calls)
+
+
+def _past(text: str, at: int, tag: str) -> int:
+    """Where the next call may begin after a call's JSON: past whitespace and ``tag``."""
+    rest = text[at:].lstrip()
+    if rest.startswith(tag):
+        rest = rest[len(tag):].lstrip()
+    return len(text) - len(rest)

@@ -1,0 +1,86 @@
+"""Mistral's tool format (Mistral 7B v0.3, Mixtral 8x22B, Mistral Nemo and their tokenizer's
+v3 control tokens), for mistral templates: ``[AVAILABLE_TOOLS] [...][/AVAILABLE_TOOLS]``
+before the last ``[INST]``; calls ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}]``;
+results ``[TOOL_RESULTS] {"content": ..., "call_id": ...} [/TOOL_RESULTS]`` in the user turn
+that follows. Call ids in the prompt are 9 letters and digits, as Mistral's tokenizer requires:
+each client id is mapped onto such an id (the same one wherever it appears).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from typing import Sequence
+
+from ..conversation import Prompt, Template
+from ..protocol import ChatMessage, Function
+from .base import Format, Result, Split, definition, dumps, possible_start
+from .calls import Call, read_value
+from .jsonformat import calls_in
+
+CALLS = "[TOOL_CALLS]"
+_INST = "[INST]"
+_ALPHABET = string.ascii_letters + string.digits
+_LAST_USER = "\ue001"  # marks the last user turn while the prompt is rendered
+
+
+def short_id(call_id: str) -> str:
+    """The 9-character id a client's call id stands as in the prompt."""
+    digest = hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).digest()
+    return "".join(_ALPHABET[byte % len(_ALPHABET)] for byte in digest[:9])
+
+
+class Mistral(Format):
+    name = "mistral"
+    instruction = ""  # the definitions have a block of their own; an override goes to the system turn
+
+    def calls_text(self, calls: Sequence[tuple[str, Call]]) -> str:
+        return CALLS + " " + dumps([{"name": call.name, "arguments": call.arguments, "id": short_id(id_)}
+                                    for id_, call in calls])
+
+    def results_text(self, results: Sequence[Result]) -> str:
+        return "".join(f"[TOOL_RESULTS] {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
+                       "[/TOOL_RESULTS]" for result in results)
+
+    def opening(self, name: str | None) -> str:
+        if name is None:
+            return f'{CALLS} [{{"name": "'
+        return f'{CALLS} [{{"name": {dumps(name)}, "arguments": '
+
+    def hold(self, text: str) -> int:
+        return len(text[: possible_start(text, CALLS)].rstrip())
+
+    def call_start(self, text: str) -> int | None:
+        found = text.find(CALLS)
+        return None if found < 0 else found + len(CALLS)
+
+    def split(self, text: str) -> Split:
+        start = text.find(CALLS)
+        read = None if start < 0 else read_value(text, start + len(CALLS))
+        calls = None if read is None else calls_in(read[0])
+        return Split(text[:start].rstrip(), calls) if calls else Split(text, [])
+
+    def render(self, template: Template, messages: list[ChatMessage], functions: Sequence[Function],
+               instruction: str, prefill: str) -> Prompt:
+        """The definitions go right before the ``[INST]`` of the last user turn."""
+        if not functions:
+            return super().render(template, messages, functions, instruction, prefill)
+        marked = _mark_last_user(messages)
+        prompt = super().render(template, marked, functions, instruction, prefill)
+        mark = prompt.text.find(_LAST_USER)
+        if mark < 0:
+            mark = 0
+        at = max(prompt.text.rfind(_INST, 0, mark), 0)
+        block = f"[AVAILABLE_TOOLS] {dumps([definition(f) for f in functions])}[/AVAILABLE_TOOLS]"
+        text = prompt.text[:at] + block + prompt.text[at:].replace(_LAST_USER, "", 1)
+        return Prompt(text, prompt.images)
+
+
+def _mark_last_user(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` with a mark before the text of the last user message (a string one)."""
+    for position in range(len(messages) - 1, -1, -1):
+        content = messages[position].get("content")
+        if messages[position]["role"] == "user" and isinstance(content, str):
+            marked = {**messages[position], "content": _LAST_USER + content}
+            return [*messages[:position], marked, *messages[position + 1:]]  # type: ignore[list-item]
+    return messages
