@@ -331,7 +331,7 @@ async def test_a_json_answer_that_is_not_a_call_is_content(client, fake):
 
 
 async def test_a_model_whose_format_is_none_keeps_refusing_tools(make_client, fake):
-    client = await make_client(tools={"model_formats": {MODEL: "none"}})
+    client = await make_client(models={MODEL: {"tool_format": "none"}})
     resp = await post(client, tools=[WEATHER])
     assert resp.status == 400
     error = (await resp.json())["error"]
