@@ -24,7 +24,7 @@ from typing import Any, Callable
 from devstack.processes import ManagedProcess, StackError
 from devstack.stack import Stack, gateway_command
 
-from . import ROOT, limits, log, report, source, system, tools
+from . import ROOT, ab, limits, log, report, source, system, tools
 from .load import (CHUNKS, MODEL, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, Wrk, chat_body, count_token_body,
                    describe, merge_runs, standin_models, worker_body)
 from .probes import slow_streams, ttft_probe
@@ -391,6 +391,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="only measure what keys for teams cost a request: a plain key, limits in "
                         "the process, limits in Redis (needs wrk and redis-server, not FastChat); "
                         "chat at 32 concurrent")
+    p.add_argument("--ab", metavar="REF", default=None,
+                   help="only compare fastchat_api/ at this git ref with the working tree (and the "
+                        "floor proxy), in alternating runs: chat and stream at 32 concurrent, the "
+                        "server's CPU per request (needs wrk, not FastChat); with --profile, "
+                        "py-spy profiles of both")
     p.add_argument("--ref", default=None,
                    help="measure fastchat_api/ as committed at this git ref (e.g. HEAD, HEAD~3) "
                         "instead of the working tree")
@@ -429,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.limits:
         return limits.main(args, tools.check_limits())
+    if args.ab:
+        return ab.main(args, tools.check_limits(redis=False), tools.check_pyspy() if args.profile else None)
     found = tools.check(args.work_dir / "fastchat-venv", docs=not args.no_docs,
                         gunicorn=not args.no_gunicorn, profile=args.profile)
     args.work_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,127 @@
+"""``python -m bench --ab REF``: before and after a change, in one sitting, on a busy machine.
+
+Our server as committed at ``REF`` and as in the working tree, and the floor proxy, in front of
+one worker stand-in (which is its own controller; FastChat is not needed), take turns under the
+same load: non-stream chat and streamed chat at 32 concurrent, ``--rounds`` alternating runs
+of ``--duration / --rounds`` seconds each. Throughput on a shared machine moves with whatever
+else runs; the CPU each answer cost the server process moves much less, so that is the figure
+to compare (``server CPU ms/req``). With ``--profile``, py-spy then samples both servers under
+each load, for the share of each part (see :mod:`bench.profile`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from devstack.processes import ManagedProcess, StackError
+from devstack.stack import Stack, gateway_command
+
+from . import ROOT, log, source, system
+from .load import Wrk, chat_body, merge_runs, standin_models
+from .profile import profile
+
+CONCURRENCY = 32
+FLOOR = "floor"
+LOADS = {  # name: (body, expect, reject)
+    "chat": (chat_body(), "chat.completion", ""),
+    "stream": (chat_body(stream=True), "data: [DONE]", '"error"'),  # not the floor's error_code
+}
+
+
+def _servers(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> dict[str, ManagedProcess]:
+    """The ref's server, the working tree's, and the floor proxy."""
+    code, sha = source.snapshot(args.ab, args.work_dir)
+    commands = {
+        f"{args.ab} ({sha[:8]})": ("gateway-ref", code, lambda port: gateway_command(port, worker.url)),
+        "working tree": ("gateway-tree", ROOT, lambda port: gateway_command(port, worker.url)),
+        FLOOR: ("floor-proxy", ROOT, lambda port: [sys.executable, str(ROOT / "bench" / "floor_proxy.py"),
+                                                   "--host", stack.host, "--port", str(port),
+                                                   "--worker", worker.url]),
+    }
+    servers = {}
+    for name, (proc_name, path, argv) in commands.items():
+        port = stack.free_port()
+        url = f"http://{stack.host}:{port}"
+        servers[name] = stack.start_process(proc_name, argv(port), ready=f"{url}/v1/models", port=port,
+                                            url=url, env={"PYTHONPATH": str(path)})
+    return servers
+
+
+def _point(wrk: Wrk, proc: ManagedProcess, load: str, seconds: float) -> dict[str, Any]:
+    """One run: wrk's result with the server's CPU per good answer (ms)."""
+    body, expect, reject = LOADS[load]
+    before = system.groups_cpu({proc.pid})
+    result = wrk.run(proc.url + "/v1/chat/completions", body, CONCURRENCY, seconds, expect=expect,
+                     reject=reject)
+    result["cpu_ms_per_request"] = {"server": 1000 * (system.groups_cpu({proc.pid}) - before)
+                                    / max(result["good"], 1)}
+    result["other_cpu_pct"] = 0.0
+    return result
+
+
+def measure(args: argparse.Namespace, wrk: Wrk, pyspy: str | None) -> dict[str, Any]:
+    """Every load, every server in alternating rounds; merged results and profiles."""
+    rounds = max(1, args.rounds)
+    seconds = max(1.0, args.duration / rounds)
+    results: dict[str, Any] = {load: {} for load in LOADS}
+    profiles: dict[str, Any] = {}
+    with Stack(args.work_dir / "ab") as stack:
+        worker = stack.start_standin(*standin_models())
+        servers = _servers(args, stack, worker)
+        log(f"stack up:\n{stack.summary()}")
+        for load in LOADS:
+            for proc in servers.values():  # warm-up
+                _point(wrk, proc, load, max(1.0, args.warmup))
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+            for _ in range(rounds):
+                for name, proc in servers.items():
+                    runs[name].append(_point(wrk, proc, load, seconds))
+                    time.sleep(args.pause)
+            results[load] = {name: merge_runs(found) for name, found in runs.items()}
+            print(table(results[load], load), flush=True)
+        if pyspy:
+            for name, proc in servers.items():
+                if name != FLOOR:
+                    profiles[name] = {load: profile(pyspy, wrk, proc, CONCURRENCY, args.profile_duration,
+                                                    args.work_dir, stream=load == "stream")
+                                      for load in LOADS}
+    return {"results": results, "profiles": profiles}
+
+
+def table(results: dict[str, Any], load: str) -> str:
+    """One load's figures as a reStructuredText table."""
+    floor = results[FLOOR]["rps"]
+    rows = [("server", "req/s", "vs floor", "p50 ms", "p99 ms", "server CPU ms/req", "rounds req/s")]
+    for name, r in results.items():
+        rows.append((name, f"{r['rps']:.0f}", f"{r['rps'] / floor:.2f}×" if floor else "-",
+                     f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                     f"{r['cpu_ms_per_request']['server']:.3f}",
+                     ", ".join(f"{v:.0f}" for v in r.get("rounds_rps", [r["rps"]]))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows[1:]]
+    return "\n".join([f"{load} at c={CONCURRENCY}, one worker stand-in:", "", *lines, rule, ""])
+
+
+def main(args: argparse.Namespace, wrk_binary: str, pyspy: str | None) -> int:
+    """Measure, print the tables, keep the raw results in ``.bench/``; 1 if a process failed."""
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        found = measure(args, Wrk(wrk_binary), pyspy)
+    except (StackError, RuntimeError) as exc:
+        log(f"benchmark failed: {exc}")
+        return 1
+    bad = {(load, name): r["bad"] for load, rs in found["results"].items() for name, r in rs.items()
+           if r["bad"]}
+    if bad:
+        log(f"failed answers: {bad}")
+    path = args.work_dir / f"results-ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({**found, "machine": system.machine(), "ref": args.ab}, indent=2,
+                               default=str))
+    log(f"raw results in {path}")
+    return 0 if not bad else 1
