@@ -2,11 +2,12 @@
 
 Our server as committed at ``REF`` and as in the working tree, and the floor proxy, in front of
 one worker stand-in (which is its own controller; FastChat is not needed), take turns under the
-same load: non-stream chat and streamed chat at 32 concurrent, ``--rounds`` alternating runs
+same load: non-stream chat and streamed chat at 32 concurrent, non-stream chat at 256 (the
+tail), ``--rounds`` alternating runs
 of ``--duration / --rounds`` seconds each. Throughput on a shared machine moves with whatever
 else runs; the CPU each answer cost the server process moves much less, so that is the figure
-to compare (``server CPU ms/req``). With ``--profile``, py-spy then samples both servers under
-each load, for the share of each part (see :mod:`bench.profile`).
+to compare (``server CPU ms/req``). With ``--profile``, py-spy then samples each server under
+chat and stream load at 32, for the share of each part (see :mod:`bench.profile`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from .profile import profile
 
 CONCURRENCY = 32
 FLOOR = "floor"
-LOADS = {  # name: (body, expect, reject)
-    "chat": (chat_body(), "chat.completion", ""),
-    "stream": (chat_body(stream=True), "data: [DONE]", '"error"'),  # not the floor's error_code
+LOADS = {  # name: (body, expect, reject, concurrency)
+    "chat": (chat_body(), "chat.completion", "", CONCURRENCY),
+    "stream": (chat_body(stream=True), "data: [DONE]", '"error"', CONCURRENCY),  # not the floor's error_code
+    "chat, the tail": (chat_body(), "chat.completion", "", 256),
 }
 
 
@@ -53,9 +55,9 @@ def _servers(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> 
 
 def _point(wrk: Wrk, proc: ManagedProcess, load: str, seconds: float) -> dict[str, Any]:
     """One run: wrk's result with the server's CPU per good answer (ms)."""
-    body, expect, reject = LOADS[load]
+    body, expect, reject, concurrency = LOADS[load]
     before = system.groups_cpu({proc.pid})
-    result = wrk.run(proc.url + "/v1/chat/completions", body, CONCURRENCY, seconds, expect=expect,
+    result = wrk.run(proc.url + "/v1/chat/completions", body, concurrency, seconds, expect=expect,
                      reject=reject)
     result["cpu_ms_per_request"] = {"server": 1000 * (system.groups_cpu({proc.pid}) - before)
                                     / max(result["good"], 1)}
@@ -85,27 +87,27 @@ def measure(args: argparse.Namespace, wrk: Wrk, pyspy: str | None) -> dict[str, 
             print(table(results[load], load), flush=True)
         if pyspy:
             for name, proc in servers.items():
-                if name != FLOOR:
-                    profiles[name] = {load: profile(pyspy, wrk, proc, CONCURRENCY, args.profile_duration,
-                                                    args.work_dir, stream=load == "stream")
-                                      for load in LOADS}
+                profiles[name] = {load: profile(pyspy, wrk, proc, CONCURRENCY, args.profile_duration,
+                                                args.work_dir, stream=load == "stream")
+                                  for load in ("chat", "stream")}
     return {"results": results, "profiles": profiles}
 
 
 def table(results: dict[str, Any], load: str) -> str:
     """One load's figures as a reStructuredText table."""
     floor = results[FLOOR]["rps"]
-    rows = [("server", "req/s", "vs floor", "p50 ms", "p99 ms", "server CPU ms/req", "rounds req/s")]
+    rows = [("server", "req/s", "vs floor", "p50 ms", "p99 ms", "p99/p50", "server CPU ms/req",
+             "rounds req/s")]
     for name, r in results.items():
         rows.append((name, f"{r['rps']:.0f}", f"{r['rps'] / floor:.2f}×" if floor else "-",
-                     f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                     f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p99_ms'] / r['p50_ms']:.1f}",
                      f"{r['cpu_ms_per_request']['server']:.3f}",
                      ", ".join(f"{v:.0f}" for v in r.get("rounds_rps", [r["rps"]]))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rule = "  ".join("=" * w for w in widths)
     lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)), rule]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows[1:]]
-    return "\n".join([f"{load} at c={CONCURRENCY}, one worker stand-in:", "", *lines, rule, ""])
+    return "\n".join([f"{load} at c={LOADS[load][3]}, one worker stand-in:", "", *lines, rule, ""])
 
 
 def main(args: argparse.Namespace, wrk_binary: str, pyspy: str | None) -> int:
