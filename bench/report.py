@@ -16,13 +16,17 @@ from typing import Any
 from . import log
 from .load import CHUNKS, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, MODEL
 
-OURS, THEIRS = "fastchat_api", "FastChat"
+OURS, THEIRS, FLOOR = "fastchat_api", "FastChat", "floor"
 
 TARGETS = {
     "chat_c32_ratio": 8.0,
     "stream_c32_ratio": 20.0,
     "added_latency_p50_ms": 0.5,
-    "rss_mb": 150.0,
+    "rss_mb": 60.0,
+    "floor_chat_c32": 0.90,  # of the floor's requests/s
+    "floor_c1_p50_ms": 0.03,  # p50 above the floor's
+    "floor_stream_c32": 0.85,
+    "tail_p99_over_p50": 3.0,  # at c=128 and c=256
 }
 
 Row = list[str]  # measurement, ours, FastChat, ratio
@@ -173,14 +177,43 @@ def _gunicorn_rows(gun: dict[str, Any], label: str, workers: int, ours: dict[str
 
 
 def _floor_rows(floor: dict[Any, Any], added: dict[str, float], ours: dict[str, Any]) -> list[Row]:
+    """The floor proxy, measured in turns with ours: its requests/s and latency, our ratio, and
+    the CPU each request cost the two servers."""
     rows = []
     if floor.get(1) and added.get("floor") is not None:
         rows.append(["floor (bench/floor_proxy.py: aiohttp, one pooled worker call, nothing else): "
                      "added latency c=1 p50 (ms)", _fmt(added["floor"], 2), "", ""])
-    if floor.get(32):
-        rows.append(["floor (bench/floor_proxy.py): chat c=32 requests/s", _fmt(floor[32]["rps"]), "",
-                     _fmt(_ratio(ours.get("chat", {}).get(32, {}).get("rps"), floor[32]["rps"]), 2)
-                     + "× ours / floor"])
+    points = [(f"chat, non-stream, c={c}", floor.get(c), ours.get("chat", {}).get(c)) for c in (1, 32)]
+    points.append((f"chat, stream ({CHUNKS} chunks), c={(floor.get('stream') or {}).get('concurrency')}",
+                   floor.get("stream"), ours.get("stream")))
+    for label, f, o in points:
+        if not f:
+            continue
+        rows.append([f"floor: {label}: requests/s, p50 / p99 (ms)",
+                     f"{_fmt(f['rps'])}, {_p50_p99(f)}", "",
+                     _fmt(_ratio(o and o["rps"], f["rps"]), 2) + "× ours / floor"])
+        cpu = (o or {}).get("cpu_ms_per_request", {}).get(OURS)
+        floor_cpu = f.get("cpu_ms_per_request", {}).get(FLOOR)
+        if cpu and floor_cpu:
+            rows.append([f"floor: {label}: server CPU ms per request (ours / floor)",
+                         f"{cpu:.3f} / {floor_cpu:.3f}", "", f"+{cpu - floor_cpu:.3f} ms ours"])
+    return rows
+
+
+def _feature_rows(found: dict[str, Any]) -> list[Row]:
+    """Each kind of request beside the plain one, on the same server (``bench.features``)."""
+    plain = found.get("plain request") or {}
+    base_cpu = plain.get("cpu_ms_per_request", {}).get("fastchat_api (keys)")
+    rows = []
+    for label, r in found.items():
+        if "skipped" in r:
+            rows.append([f"chat c=32 with keys on, {label}", "skipped", "", r["skipped"][:160]])
+            continue
+        cpu = r.get("cpu_ms_per_request", {}).get("fastchat_api (keys)")
+        ratio = "" if r is plain else (_fmt(_ratio(r["rps"], plain.get("rps")), 2) + "× plain"
+                                       + (f", {cpu - base_cpu:+.3f} ms CPU" if cpu and base_cpu else ""))
+        rows.append([f"chat c=32 with keys on, {label}: requests/s, p50 (ms), server CPU ms/request",
+                     f"{_fmt(r['rps'])}, {_fmt(r['p50_ms'], 2)}, {_fmt(cpu, 3)}", "", ratio])
     return rows
 
 
@@ -203,7 +236,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     return (_chat_rows(ours, theirs) + _stream_rows(ours, theirs) + _c32_rows(ours, theirs)
             + _ttft_rows(ours, theirs) + _added_rows(added) + _rss_rows(results.get("rss", {}))
             + (_gunicorn_rows(servers[label], label, workers, ours, theirs) if label in servers else [])
-            + _floor_rows(results.get("floor") or {}, added, ours) + _alone_rows(results.get("worker", {})))
+            + _floor_rows(results.get("floor") or {}, added, ours)
+            + _feature_rows(results.get("features") or {}) + _alone_rows(results.get("worker", {})))
 
 
 def build_targets(results: dict[str, Any]) -> list[Target]:
@@ -229,7 +263,36 @@ def build_targets(results: dict[str, Any]) -> list[Target]:
                         mine["hwm_mb"] <= TARGETS["rss_mb"] and mine["dropped"] == 0))
     else:
         targets.append(("1000 concurrent slow streams", "—", wanted, None))
-    return targets
+    return targets + _floor_targets(results.get("floor") or {}, ours) + _tail_targets(ours)
+
+
+def _floor_targets(floor: dict[Any, Any], ours: dict[str, Any]) -> list[Target]:
+    """Ours against the floor proxy measured in the same turns."""
+    chat = ours.get("chat", {})
+    r32 = _ratio(chat.get(32, {}).get("rps"), (floor.get(32) or {}).get("rps"))
+    rs = _ratio((ours.get("stream") or {}).get("rps"), (floor.get("stream") or {}).get("rps"))
+    gap = (chat[1]["p50_ms"] - floor[1]["p50_ms"]) if chat.get(1) and floor.get(1) else None
+    return [
+        ("non-stream chat at c=32 vs the floor", _fmt(r32, 2) + "×", f"≥ {TARGETS['floor_chat_c32']:g}×",
+         None if r32 is None else r32 >= TARGETS["floor_chat_c32"]),
+        ("non-stream chat at c=1: p50 above the floor's", _fmt(gap, 3) + " ms",
+         f"≤ {TARGETS['floor_c1_p50_ms']:g} ms", None if gap is None else gap <= TARGETS["floor_c1_p50_ms"]),
+        ("streaming chat at c=32 vs the streaming floor", _fmt(rs, 2) + "×",
+         f"≥ {TARGETS['floor_stream_c32']:g}×", None if rs is None else rs >= TARGETS["floor_stream_c32"]),
+    ]
+
+
+def _tail_targets(ours: dict[str, Any]) -> list[Target]:
+    """p99 over p50 of non-stream chat at 128 and 256 concurrent."""
+    out: list[Target] = []
+    for c in (128, 256):
+        r = ours.get("chat", {}).get(c)
+        ratio = _ratio(r and r["p99_ms"], r and r["p50_ms"])
+        out.append((f"non-stream chat at c={c}: p99 / p50",
+                    f"{_fmt(ratio, 1)} ({_p50_p99(r)} ms)" if r else "—",
+                    f"≤ {TARGETS['tail_p99_over_p50']:g}",
+                    None if ratio is None else ratio <= TARGETS["tail_p99_over_p50"]))
+    return out
 
 
 def load_note(results: dict[str, Any]) -> str:
@@ -409,6 +472,10 @@ def _profile_section(prof: dict[str, Any], args: dict[str, Any]) -> list[str]:
             f"connections ({prof['load']['rps']:,.0f} requests/s while sampled, slowed by the "
             f"sampling); the event loop was busy in {prof['busy_pct']:.0f}% of the samples. "
             "Shares are of the busy samples; the inclusive list starts below the event loop.\n",
+            "Where a request's CPU goes, by part (the innermost frame of a known part names it; the\n"
+            "standard library counts for its caller; ``bench.profile.PARTS``):\n",
+            _rst_table(["Part", "% of busy samples"],
+                       [[part, f"{p:.1f}"] for part, p in prof.get("parts", [])], "80 20"),
             _rst_table(["Function (inclusive)", "% of busy samples"],
                        [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:25]], "80 20"),
             _rst_table(["Function (self)", "% of busy samples"],
