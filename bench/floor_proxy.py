@@ -20,14 +20,15 @@ import aiohttp
 from aiohttp import web
 
 _HEADERS = {"Content-Type": "application/json"}
+_SESSION = web.AppKey("session", aiohttp.ClientSession)
 _SSE_HEADERS = {"Content-Type": "text/event-stream"}
 
 
 def make_app(worker: str) -> web.Application:
     async def session_ctx(app: web.Application):
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+        app[_SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
         yield
-        await app["session"].close()
+        await app[_SESSION].close()
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
@@ -35,7 +36,7 @@ def make_app(worker: str) -> web.Application:
                   "max_new_tokens": body.get("max_tokens") or 256, "echo": False, "stop": []}
         if body.get("stream"):
             return await relay(request, params)
-        async with request.app["session"].post(worker + "/worker_generate",
+        async with request.app[_SESSION].post(worker + "/worker_generate",
                                                data=json.dumps(params), headers=_HEADERS) as resp:
             result = json.loads(await resp.read())
         return web.json_response({
@@ -47,7 +48,7 @@ def make_app(worker: str) -> web.Application:
         })
 
     async def relay(request: web.Request, params: dict) -> web.StreamResponse:
-        async with request.app["session"].post(worker + "/worker_generate_stream",
+        async with request.app[_SESSION].post(worker + "/worker_generate_stream",
                                                data=json.dumps(params), headers=_HEADERS) as resp:
             out = web.StreamResponse(headers=_SSE_HEADERS)
             await out.prepare(request)
