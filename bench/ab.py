@@ -7,12 +7,15 @@ tail), ``--rounds`` alternating runs
 of ``--duration / --rounds`` seconds each. Throughput on a shared machine moves with whatever
 else runs; the CPU each answer cost the server process moves much less, so that is the figure
 to compare (``server CPU ms/req``). With ``--profile``, py-spy then samples each server under
-chat and stream load at 32, for the share of each part (see :mod:`bench.profile`).
+chat and stream load at 32, for the share of each part (see :mod:`bench.profile`). Unless
+``--no-rss``, fresh processes of each then hold ``--streams`` slow streams, for their peak
+memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -22,7 +25,8 @@ from devstack.processes import ManagedProcess, StackError
 from devstack.stack import Stack, gateway_command
 
 from . import ROOT, log, source, system
-from .load import Wrk, chat_body, merge_runs, standin_models
+from .load import SLOW_CHUNKS, SLOW_DELAY, Wrk, chat_body, merge_runs, standin_models
+from .probes import slow_streams
 from .profile import profile
 
 CONCURRENCY = 32
@@ -34,8 +38,10 @@ LOADS = {  # name: (body, expect, reject, concurrency)
 }
 
 
-def _servers(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> dict[str, ManagedProcess]:
-    """The ref's server, the working tree's, and the floor proxy."""
+def _servers(args: argparse.Namespace, stack: Stack, worker: ManagedProcess,
+             suffix: str = "") -> dict[str, ManagedProcess]:
+    """The ref's server, the working tree's, and the floor proxy (process names end in
+    ``suffix``)."""
     code, sha = source.snapshot(args.ab, args.work_dir)
     commands = {
         f"{args.ab} ({sha[:8]})": ("gateway-ref", code, lambda port: gateway_command(port, worker.url)),
@@ -48,9 +54,27 @@ def _servers(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> 
     for name, (proc_name, path, argv) in commands.items():
         port = stack.free_port()
         url = f"http://{stack.host}:{port}"
-        servers[name] = stack.start_process(proc_name, argv(port), ready=f"{url}/v1/models", port=port,
-                                            url=url, env={"PYTHONPATH": str(path)})
+        servers[name] = stack.start_process(proc_name + suffix, argv(port), ready=f"{url}/v1/models",
+                                            port=port, url=url, env={"PYTHONPATH": str(path)})
     return servers
+
+
+def _rss(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> dict[str, Any]:
+    """Fresh servers, one at a time, each holding ``--streams`` slow streams: peak RSS."""
+    out = {}
+    for name, proc in _servers(args, stack, worker, "-rss").items():
+        try:
+            url = proc.url + "/v1/chat/completions"
+            asyncio.run(slow_streams(url, proc.pid, 1, 0, 60))  # caches and pools made
+            idle = system.proc_status(proc.pid).get("VmRSS", 0) / 1024
+            found = asyncio.run(slow_streams(url, proc.pid, args.streams, args.ramp,
+                                             timeout=(SLOW_CHUNKS + 1) * SLOW_DELAY + 60))
+        finally:
+            proc.stop()
+        out[name] = {"idle_mb": idle, **found}
+        log(f"{name}: {args.streams} slow streams: peak RSS {found['hwm_mb']:.1f} MB (idle {idle:.1f} MB), "
+            f"{found['dropped']} dropped")
+    return out
 
 
 def _point(wrk: Wrk, proc: ManagedProcess, load: str, seconds: float) -> dict[str, Any]:
@@ -90,7 +114,8 @@ def measure(args: argparse.Namespace, wrk: Wrk, pyspy: str | None) -> dict[str, 
                 profiles[name] = {load: profile(pyspy, wrk, proc, CONCURRENCY, args.profile_duration,
                                                 args.work_dir, stream=load == "stream")
                                   for load in ("chat", "stream")}
-    return {"results": results, "profiles": profiles}
+        rss = {} if args.no_rss else _rss(args, stack, worker)
+    return {"results": results, "profiles": profiles, "rss": rss}
 
 
 def table(results: dict[str, Any], load: str) -> str:
