@@ -19,6 +19,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from devstack.processes import ManagedProcess, StackError
@@ -121,25 +122,75 @@ def measure(args: argparse.Namespace, wrk: Wrk, pyspy: str | None) -> dict[str, 
 def table(results: dict[str, Any], load: str) -> str:
     """One load's figures as a reStructuredText table."""
     floor = results[FLOOR]["rps"]
-    rows = [("server", "req/s", "vs floor", "p50 ms", "p99 ms", "p99/p50", "server CPU ms/req",
-             "rounds req/s")]
+    rows = [["server", "req/s", "vs floor", "p50 ms", "p99 ms", "p99/p50", "server CPU ms/req",
+             "rounds req/s"]]
     for name, r in results.items():
-        rows.append((name, f"{r['rps']:.0f}", f"{r['rps'] / floor:.2f}×" if floor else "-",
+        rows.append([name, f"{r['rps']:.0f}", f"{r['rps'] / floor:.2f}×" if floor else "-",
                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['p99_ms'] / r['p50_ms']:.1f}",
                      f"{r['cpu_ms_per_request']['server']:.3f}",
-                     ", ".join(f"{v:.0f}" for v in r.get("rounds_rps", [r["rps"]]))))
+                     ", ".join(f"{v:.0f}" for v in r.get("rounds_rps", [r["rps"]]))])
+    return f"{load} at c={LOADS[load][3]}, one worker stand-in:\n\n" + _rst(rows)
+
+
+def _parts_table(found: dict[str, Any], load: str) -> str:
+    """The server CPU of one request under ``load``, split by part (``bench.profile.PARTS``):
+    the share of each part in each server's profile times that server's CPU per request."""
+    names = [name for name in found["results"][load] if (found["profiles"].get(name) or {}).get(load)]
+    cells: dict[str, dict[str, str]] = {}
+    for name in names:
+        cpu = found["results"][load][name]["cpu_ms_per_request"]["server"]
+        for part, share in found["profiles"][name][load]["parts"]:
+            cells.setdefault(part, {})[name] = f"{cpu * share / 100:.3f} ({share:.0f}%)"
+    rows = [["Part", *[f"{name}: ms (%)" for name in names]]]
+    rows += [[part, *[by.get(name, "-") for name in names]] for part, by in cells.items()]
+    rows.append(["all (server CPU ms/request)",
+                 *[f"{found['results'][load][name]['cpu_ms_per_request']['server']:.3f}" for name in names]])
+    return _rst(rows)
+
+
+def _rst(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rule = "  ".join("=" * w for w in widths)
-    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)), rule]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows[1:]]
-    return "\n".join([f"{load} at c={LOADS[load][3]}, one worker stand-in:", "", *lines, rule, ""])
+    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip(), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows[1:]]
+    return "\n".join([*lines, rule, ""])
 
 
-def main(args: argparse.Namespace, wrk_binary: str, pyspy: str | None) -> int:
-    """Measure, print the tables, keep the raw results in ``.bench/``; 1 if a process failed."""
+def write_rst(found: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
+    """``docs/benchmarks-ab.rst``: the last ``--ab`` run, dated, with the command that made it."""
+    title = f"Before and after: fastchat_api at {meta['ref']} and the working tree"
+    parts = [title, "=" * len(title), "",
+             f"Made by ``{meta['command']}`` on {meta['date']} (working tree at {meta['commit']}), on "
+             f"{meta['machine']['cpu']} ({meta['machine']['cores']} cores); other processes used "
+             f"{meta['busy_before_pct']:.0f}% of the machine as it started. See :mod:`bench.ab`: on a "
+             "shared machine requests/s move with the other load, the server's CPU per request much "
+             "less. Run it again to refresh this page.", ""]
+    for load in LOADS:
+        parts += [table(found["results"][load], load)]
+    for load in ("chat", "stream"):
+        if any(load in (p or {}) for p in found["profiles"].values()):
+            parts += [f"Server CPU of one request, {load} at c={CONCURRENCY}, by part (py-spy, "
+                      "200 samples/s; the innermost frame of a known part names it, the standard "
+                      "library counts for its caller):", "", _parts_table(found, load)]
+    if found.get("rss"):
+        rows = [["server", "peak RSS MB", "idle RSS MB", "dropped"]]
+        rows += [[name, f"{r['hwm_mb']:.1f}", f"{r['idle_mb']:.1f}", str(r["dropped"])]
+                 for name, r in found["rss"].items()]
+        parts += [f"{found['rss_streams']} concurrent slow streams, a fresh process each:", "", _rst(rows)]
+    path.write_text("\n".join(parts))
+    log(f"wrote {path}")
+
+
+def main(args: argparse.Namespace, wrk_binary: str, pyspy: str | None, argv: list[str] | None = None) -> int:
+    """Measure, print the tables, keep the raw results in ``.bench/`` and (unless
+    ``--no-docs``) write ``docs/benchmarks-ab.rst``; 1 if a process failed."""
     args.work_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"ref": args.ab, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+            "commit": source.git_commit(), "machine": system.machine(), "busy_before_pct": system.idle_check()}
     try:
         found = measure(args, Wrk(wrk_binary), pyspy)
+        found["rss_streams"] = args.streams
     except (StackError, RuntimeError) as exc:
         log(f"benchmark failed: {exc}")
         return 1
@@ -148,7 +199,8 @@ def main(args: argparse.Namespace, wrk_binary: str, pyspy: str | None) -> int:
     if bad:
         log(f"failed answers: {bad}")
     path = args.work_dir / f"results-ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({**found, "machine": system.machine(), "ref": args.ab}, indent=2,
-                               default=str))
+    path.write_text(json.dumps({**found, "meta": meta}, indent=2, default=str))
     log(f"raw results in {path}")
+    if not args.no_docs:
+        write_rst(found, meta, ROOT / "docs" / "benchmarks-ab.rst")
     return 0 if not bad else 1

@@ -427,7 +427,7 @@ def write_rst(results: dict[str, Any], path: Path, png: Path | None) -> None:
              "not a model. This page is written by ``python -m bench``; run it again to refresh it.\n"]
     parts += _results_section(results, png)
     if results.get("profile"):
-        parts += _profile_section(results["profile"], results["meta"]["args"])
+        parts += _profile_section(results["profile"], results)
     parts += _what_runs_section(results["meta"]["args"])
     parts += _method_section(results["meta"]["args"])
     parts += ["Versions", "--------", "",
@@ -454,6 +454,8 @@ def _results_section(results: dict[str, Any], png: Path | None) -> list[str]:
               _rst_table(["Target", "Measured", "Wanted", "Result"],
                          [[n, m, t, "pass" if ok else ("MISS" if ok is False else "n/a")]
                           for n, m, t, ok in build_targets(results)], "40 25 20 15")]
+    if _floor_note(results):
+        parts.append(_floor_note(results) + "\n")
     if calls_lines(results):
         parts.append("Upstream calls per request, by route:\n\n"
                      + "\n".join(f"* {line}" for line in calls_lines(results)) + "\n")
@@ -466,20 +468,55 @@ def _results_section(results: dict[str, Any], png: Path | None) -> list[str]:
     return parts
 
 
-def _profile_section(prof: dict[str, Any], args: dict[str, Any]) -> list[str]:
-    return ["Profile of fastchat_api at c=32 (non-stream chat)", "-" * 49, "",
-            f"py-spy, 200 samples/s for {args['profile_duration']:g} s while wrk held 32 "
-            f"connections ({prof['load']['rps']:,.0f} requests/s while sampled, slowed by the "
-            f"sampling); the event loop was busy in {prof['busy_pct']:.0f}% of the samples. "
-            "Shares are of the busy samples; the inclusive list starts below the event loop.\n",
-            "Where a request's CPU goes, by part (the innermost frame of a known part names it; the\n"
-            "standard library counts for its caller; ``bench.profile.PARTS``):\n",
-            _rst_table(["Part", "% of busy samples"],
-                       [[part, f"{p:.1f}"] for part, p in prof.get("parts", [])], "80 20"),
-            _rst_table(["Function (inclusive)", "% of busy samples"],
-                       [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:25]], "80 20"),
-            _rst_table(["Function (self)", "% of busy samples"],
-                       [[f"``{f}``", f"{p:.1f}"] for f, p in prof["self"][:15]], "80 20")]
+def _floor_note(results: dict[str, Any]) -> str:
+    """What stands between ours and the floor: the CPU each request costs the two servers, and
+    what ours does that the floor leaves out."""
+    floor, ours = results.get("floor") or {}, results["servers"].get(OURS, {})
+    costs = []
+    for label, f, o in (("a non-stream request", floor.get(32), ours.get("chat", {}).get(32)),
+                        ("a stream", floor.get("stream"), ours.get("stream"))):
+        a = (o or {}).get("cpu_ms_per_request", {}).get(OURS)
+        b = (f or {}).get("cpu_ms_per_request", {}).get(FLOOR)
+        if a and b:
+            costs.append(f"{label} costs our server {a:.3f} ms of CPU at c=32, the floor {b:.3f} ms")
+    if not costs:
+        return ""
+    return ("Against the floor: " + "; ".join(costs) + ". Where the server's core is the "
+            "bottleneck, requests/s follow that ratio. The difference is what the floor leaves out: "
+            "the body read within its limits and validated against the protocol (marshmallow), "
+            "FastChat's rules and the conversation template, request ids, the error, key and "
+            "shutdown middlewares, the access log and the metrics; for streams, each worker frame "
+            "turned into an OpenAI chunk (the new text of the cumulative one, JSON-encoded), where "
+            "the floor relays the frame as it is. The profile below splits our server's part.")
+
+
+def _profile_section(profiles: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """Where a request's CPU goes in our server, by part and by function, for each load."""
+    args = results["meta"]["args"]
+    parts = ["Profile of fastchat_api at c=32", "-" * 31, "",
+             f"py-spy, 200 samples/s for {args['profile_duration']:g} s while wrk held 32 connections "
+             "(slowed by the sampling). Shares are of the samples where the event loop was busy; a "
+             "sample counts for the innermost frame of a known part (the standard library for its "
+             "caller: ``bench.profile.PARTS``); milliseconds are the share times the server's CPU per "
+             "request at that point. Before and after the last optimisations: "
+             "`benchmarks-ab.rst <benchmarks-ab.rst>`_.\n"]
+    ours = results["servers"].get(OURS, {})
+    cpu_of = {"chat": (ours.get("chat", {}).get(32) or {}).get("cpu_ms_per_request", {}).get(OURS),
+              "stream": (ours.get("stream") or {}).get("cpu_ms_per_request", {}).get(OURS)}
+    for load, prof in profiles.items():
+        if not prof:
+            continue
+        cpu = cpu_of.get(load)
+        parts += [f"{'Non-stream' if load == 'chat' else 'Streamed'} chat ({prof['load']['rps']:,.0f} "
+                  f"requests/s while sampled; busy in {prof['busy_pct']:.0f}% of the samples):\n",
+                  _rst_table(["Part", "% of busy samples", "ms per request"],
+                             [[part, f"{p:.1f}", _fmt(cpu and cpu * p / 100, 3)] for part, p in prof["parts"]],
+                             "60 20 20"),
+                  _rst_table(["Function (inclusive)", "% of busy samples"],
+                             [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:20]], "80 20"),
+                  _rst_table(["Function (self)", "% of busy samples"],
+                             [[f"``{f}``", f"{p:.1f}"] for f, p in prof["self"][:12]], "80 20")]
+    return parts
 
 
 def _what_runs_section(args: dict[str, Any]) -> list[str]:

@@ -345,8 +345,10 @@ def measure(bench: Bench, results: dict[str, Any], pyspy: str | None) -> int:
         measure_servers(bench, results)
         results["features"] = features.measure(bench)
         if pyspy:
-            results["profile"] = profile(pyspy, bench.wrk, bench.servers[OURS], 32,
-                                         bench.args.profile_duration, bench.args.work_dir)
+            results["profile"] = {load: profile(pyspy, bench.wrk, bench.servers[OURS], 32,
+                                                bench.args.profile_duration, bench.args.work_dir,
+                                                stream=load == "stream")
+                                  for load in ("chat", "stream")}
         if not bench.args.no_rss:
             measure_rss(bench, results)
         if not bench.args.no_gunicorn:
@@ -387,7 +389,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-fastchat-rss", action="store_true", help="memory test of our server only")
     p.add_argument("--no-gunicorn", action="store_true", help="skip the gunicorn rows")
     p.add_argument("--gunicorn-workers", type=int, default=2)
-    p.add_argument("--profile", action="store_true", help="py-spy profile of our server at c=32")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy profiles of our server at c=32, non-stream and stream chat")
     p.add_argument("--profile-duration", type=float, default=10.0)
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.rst and the plot")
     p.add_argument("--work-dir", type=Path, default=ROOT / ".bench", help="default .bench")
@@ -439,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.limits:
         return limits.main(args, tools.check_limits())
     if args.ab:
-        return ab.main(args, tools.check_limits(redis=False), tools.check_pyspy() if args.profile else None)
+        return ab.main(args, tools.check_limits(redis=False), tools.check_pyspy() if args.profile else None,
+                       argv)
     found = tools.check(args.work_dir / "fastchat-venv", docs=not args.no_docs,
                         gunicorn=not args.no_gunicorn, profile=args.profile)
     args.work_dir.mkdir(parents=True, exist_ok=True)

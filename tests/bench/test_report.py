@@ -87,3 +87,17 @@ def test_the_page_has_the_table_the_targets_and_how_to_reproduce(tmp_path):
     assert "     - pass" in text and ".. image::" not in text
     assert "    python -m bench\n" in text and "This run: ``python -m bench`` at commit ``abc1234``." in text
     assert report.gunicorn_label(2) not in text  # no gunicorn rows were measured
+
+
+def test_the_page_says_what_stands_between_ours_and_the_floor_and_splits_the_profile(tmp_path):
+    data = results()
+    prof = {"load": {"rps": 2000.0}, "busy_pct": 99.0, "parts": [("aiohttp server", 40.0), ("marshmallow", 10.0)],
+            "inclusive": [("handle (fastchat_api/schemas.py)", 60.0)], "self": [("load (marshmallow)", 5.0)]}
+    data["profile"] = {"chat": prof, "stream": None}
+    page = tmp_path / "benchmarks.rst"
+    write_rst(data, page, png=None)
+    text = page.read_text()
+    assert ("Against the floor: a non-stream request costs our server 0.300 ms of CPU at c=32, the floor "
+            "0.200 ms; a stream costs our server 0.500 ms of CPU at c=32, the floor 0.400 ms.") in text
+    assert "   * - marshmallow\n     - 10.0\n     - 0.030\n" in text  # 10% of 0.3 ms
+    assert "benchmarks-ab.rst" in text
