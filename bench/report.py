@@ -495,7 +495,7 @@ def _profile_section(profiles: dict[str, Any], results: dict[str, Any]) -> list[
     args = results["meta"]["args"]
     parts = ["Profile of fastchat_api at c=32", "-" * 31, "",
              f"py-spy, 200 samples/s for {args['profile_duration']:g} s while wrk held 32 connections "
-             "(slowed by the sampling). Shares are of the samples where the event loop was busy; a "
+             "(slowed by the sampling), only while the server's thread ran. A "
              "sample counts for the innermost frame of a known part (the standard library for its "
              "caller: ``bench.profile.PARTS``); milliseconds are the share times the server's CPU per "
              "request at that point. Before and after the last optimisations: "
@@ -508,13 +508,13 @@ def _profile_section(profiles: dict[str, Any], results: dict[str, Any]) -> list[
             continue
         cpu = cpu_of.get(load)
         parts += [f"{'Non-stream' if load == 'chat' else 'Streamed'} chat ({prof['load']['rps']:,.0f} "
-                  f"requests/s while sampled; busy in {prof['busy_pct']:.0f}% of the samples):\n",
-                  _rst_table(["Part", "% of busy samples", "ms per request"],
+                  f"requests/s while sampled, {prof['samples']:,} samples):\n",
+                  _rst_table(["Part", "% of samples", "ms per request"],
                              [[part, f"{p:.1f}", _fmt(cpu and cpu * p / 100, 3)] for part, p in prof["parts"]],
                              "60 20 20"),
-                  _rst_table(["Function (inclusive)", "% of busy samples"],
+                  _rst_table(["Function (inclusive)", "% of samples"],
                              [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:20]], "80 20"),
-                  _rst_table(["Function (self)", "% of busy samples"],
+                  _rst_table(["Function (self)", "% of samples"],
                              [[f"``{f}``", f"{p:.1f}"] for f, p in prof["self"][:12]], "80 20")]
     return parts
 
