@@ -64,6 +64,9 @@ def _rss(args: argparse.Namespace, stack: Stack, worker: ManagedProcess) -> dict
     """Fresh servers, one at a time, each holding ``--streams`` slow streams: peak RSS."""
     out = {}
     for name, proc in _servers(args, stack, worker, "-rss").items():
+        if name == FLOOR:  # its events are the worker's frames, which the probe does not count
+            proc.stop()
+            continue
         try:
             url = proc.url + "/v1/chat/completions"
             asyncio.run(slow_streams(url, proc.pid, 1, 0, 60))  # caches and pools made
@@ -162,7 +165,7 @@ def write_rst(found: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
     parts = [title, "=" * len(title), "",
              f"Made by ``{meta['command']}`` on {meta['date']} (working tree at {meta['commit']}), on "
              f"{meta['machine']['cpu']} ({meta['machine']['cores']} cores); other processes used "
-             f"{meta['busy_before_pct']:.0f}% of the machine as it started. See :mod:`bench.ab`: on a "
+             f"{meta['busy_before_pct']:.0f}% of the machine as it started. See ``bench/ab.py``: on a "
              "shared machine requests/s move with the other load, the server's CPU per request much "
              "less. Run it again to refresh this page.", ""]
     for load in LOADS:
