@@ -86,9 +86,9 @@ async def freeze_heap(app: web.Application) -> None:
     """``on_startup`` of a serving process, last: what start-up made (modules, schemas, the
     OpenAPI document: about 60,000 objects) moves out of the garbage collector's reach, so that
     its full collections no longer walk it. One took about 20 ms, a stall of every request in
-    flight at that moment; the p99 at 256 concurrent showed it (docs/benchmarks.rst). Under
-    gunicorn it also keeps those pages shared with the parent after the fork (Python's
-    ``gc.freeze`` documentation)."""
+    flight at that moment; with the freeze the p99 of chat at 32 concurrent fell from 3.5 to
+    1.5 times the p50 (docs/benchmarks-ab.rst). Under gunicorn it also keeps those pages shared
+    with the parent after the fork (Python's ``gc.freeze`` documentation)."""
     gc.collect()
     gc.freeze()
 
