@@ -85,10 +85,11 @@ def create_app(config: Config) -> web.Application:
 async def freeze_heap(app: web.Application) -> None:
     """``on_startup`` of a serving process, last: what start-up made (modules, schemas, the
     OpenAPI document: about 60,000 objects) moves out of the garbage collector's reach, so that
-    its full collections no longer walk it. One took about 20 ms, a stall of every request in
-    flight at that moment; with the freeze the p99 of chat at 32 concurrent fell from 3.5 to
-    1.5 times the p50 (docs/benchmarks-ab.rst). Under gunicorn it also keeps those pages shared
-    with the parent after the fork (Python's ``gc.freeze`` documentation)."""
+    its full collections no longer walk it. Under chat load they took up to 30 ms (32
+    concurrent) and 50 ms (256), each a stall of every request in flight; frozen, 1 and 7 ms,
+    and the p99 at 32 concurrent fell from 3.5 to 1.5 times the p50 (docs/benchmarks-ab.rst).
+    Under gunicorn it also keeps those pages shared with the parent after the fork (Python's
+    ``gc.freeze`` documentation)."""
     gc.collect()
     gc.freeze()
 
