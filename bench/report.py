@@ -589,9 +589,10 @@ def _reproduce_section(meta: dict[str, Any]) -> list[str]:
         "The benchmark installs nothing: when something is missing it says what, with the command\n"
         "that installs it, and stops before it starts anything.\n"
         "Options: ``--quick`` (3 s per point), ``--duration S``, ``--concurrency 1,8,32,128,256``,\n"
-        "``--no-rss``, ``--no-gunicorn``, ``--profile`` (py-spy of our server at c=32, shown above\n"
-        "when present; needs ``pip install py-spy``), ``--ref REF`` (measure ``fastchat_api/`` as\n"
-        "committed at a git ref instead of the working tree, e.g. to compare before and after a\n"
-        "change), ``--no-docs`` (print only). Raw results: ``.bench/results-*.json``; server logs:\n"
+        "``--no-rss``, ``--no-gunicorn``, ``--profile`` (py-spy of our server at c=32, non-stream and\n"
+        "stream, shown above when present; needs ``pip install py-spy``), ``--ref REF`` (measure\n"
+        "``fastchat_api/`` as committed at a git ref instead of the working tree), ``--ab REF``\n"
+        "(that ref against the working tree and the floor, in turns, into ``benchmarks-ab.rst``),\n"
+        "``--no-docs`` (print only). Raw results: ``.bench/results-*.json``; server logs:\n"
         "``.bench/run/logs/``. Nothing under ``.bench/`` is meant to be committed.\n"),
         f"This run: ``{meta['command']}`` at commit ``{meta['commit']}``.\n"]
