@@ -46,5 +46,6 @@ os.register_at_fork(after_in_child=_random.drop)
 
 
 def new_id(prefix: str) -> str:
-    """``prefix`` followed by 22 random base57 characters (``chatcmpl-…``, ``req-…``)."""
+    """``prefix`` followed by 22 random base57 characters (``chatcmpl-…``, ``req-…``). Called
+    on the event loop's thread (the batch is not shared between threads safely)."""
     return prefix + _random.take().translate(_TABLE).decode()
