@@ -330,6 +330,16 @@ async def test_a_json_answer_that_is_not_a_call_is_content(client, fake):
     assert streamed_text(events) == "The set is {1, 2}."
 
 
+async def test_a_call_nested_too_deeply_to_read_is_content_whole_and_streamed(client, hermes):
+    deep = '<tool_call>\n{"name": "get_weather", "arguments": {"city": ' + "[" * 5000 + "]" * 5000 + "}}\n</tool_call>"
+    hermes.pieces = [deep]
+    resp = await post(client, tools=[WEATHER])
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["choices"][0]["message"]["content"] == deep
+    events = await read_events(await post(client, tools=[WEATHER], stream=True))
+    assert streamed_text(events) == deep and events[-1]["choices"][0]["finish_reason"] == "stop"
+
+
 async def test_a_model_whose_format_is_none_keeps_refusing_tools(make_client, fake):
     client = await make_client(tools={"model_formats": {MODEL: "none"}})
     resp = await post(client, tools=[WEATHER])

@@ -132,3 +132,12 @@ async def test_a_models_format_and_instruction_come_from_the_config(make_client,
     assert f"questions.\n\nTOOLS: {SIGNATURE} USER: Hi ASSISTANT:" in prompt
     client = await make_client(tools={"instructions": {"json": "Functions: {tools}"}})
     assert f"\n\nFunctions: {SIGNATURE} USER: Hi" in await prompt_of(client, fake, tools=[WEATHER])
+
+
+async def test_a_past_call_whose_arguments_nest_too_deeply_to_read_is_written_as_sent(client, fake):
+    fake.conv = fastchat_conv("qwen-7b-chat")
+    arguments = "[" * 5000 + "]" * 5000  # a client's string: json.loads raises RecursionError on it
+    history = [HISTORY[0], {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]}]
+    prompt = await prompt_of(client, fake, messages=history, tools=[WEATHER])
+    assert json.dumps({"name": "get_weather", "arguments": arguments}) in prompt
