@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ..support import CHAT
+from ..support import CHAT, nested_schema
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+DEEP = nested_schema(300)  # past what jsonschema can check
+
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 
@@ -44,6 +46,7 @@ def tool(**function) -> dict:
     ({"functions": [WEATHER["function"]], "tools": [WEATHER]}, "functions"),
     ({"tools": [WEATHER], "response_format": {"type": "json_object"}}, "response_format"),
     ({"tools": [WEATHER], "logprobs": True}, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": DEEP}}]}, "tools[0].function.parameters"),
     ({"tools": [WEATHER], "messages": "a ready prompt"}, "messages"),
     ({"messages": [{"role": "tool", "content": "12 C"}]}, "messages[0].tool_call_id"),
     ({"messages": [{"role": "tool", "tool_call_id": 5, "content": "12 C"}]}, "messages[0].tool_call_id"),
