@@ -71,6 +71,7 @@ async def test_a_bad_tool_field_is_a_400_naming_it(client, fake, fields, param):
     {"tools": []}, {"tools": None}, {"tool_choice": "none"}, {"tool_choice": "auto"}, {"functions": []},
     {"function_call": "none"}, {"parallel_tool_calls": False}, {"tools": [WEATHER], "tool_choice": "none",
                                                                 "logprobs": True},
+    {"tool_choice": "auto", "logprobs": True},
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
                   {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "12 C"}]}]},
 ])
