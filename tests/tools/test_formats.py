@@ -45,6 +45,11 @@ BERGEN = Call("get_weather", {"city": "Bergen"})
     ("json", '{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}', "",
      [OSLO]),
     ("json", "No JSON [at all].", None, []),
+    ("json", 'See [1] and {this}: {"name": "get_weather", "arguments": {"city": "Oslo"}}', "See [1] and {this}:",
+     [OSLO]),
+    ("json", 'Run ```ls``` then {"name": "get_weather", "arguments": {"city": "Oslo"}}', "Run ```ls``` then", [OSLO]),
+    ("json", '{"answer": {"name": "get_weather", "arguments": {"city": "Oslo"}}}', None, []),
+    ("json", "[" * 8 + '{"name": "get_weather", "arguments": {"city": "Oslo"}}', None, []),
     ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Oslo"}}; '
                     '{"name": "get_weather", "parameters": {"city": "Bergen"}}', "", [OSLO, BERGEN]),
     ("mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
