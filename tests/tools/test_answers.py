@@ -252,6 +252,19 @@ async def test_a_round_trip_call_result_answer(async_openai, hermes):
                            "<tool_response>\n12 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
 
 
+async def test_a_round_trip_with_the_message_as_model_dump_gives_it_back(async_openai, hermes):
+    hermes.pieces = [OSLO]
+    first = await async_openai.chat.completions.create(model=MODEL, messages=QUESTION, tools=[WEATHER])
+    message = first.choices[0].message.model_dump()  # "function_call": None beside "tool_calls"
+    assert message["function_call"] is None and message["tool_calls"]
+    hermes.pieces = ["It is 12 C in Oslo."]
+    result = {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "12 C"}
+    second = await async_openai.chat.completions.create(model=MODEL, messages=[*QUESTION, message, result],
+                                                        tools=[WEATHER])
+    assert second.choices[0].message.content == "It is 12 C in Oslo."
+    assert f"{OSLO}<|im_end|>" in hermes.sent("/worker_generate_stream")[-1]["prompt"]
+
+
 async def test_langchains_bind_tools_round_trip(client, hermes):
     langchain_openai = pytest.importorskip("langchain_openai")
     from langchain_core.messages import HumanMessage, ToolMessage
