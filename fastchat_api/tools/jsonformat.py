@@ -22,7 +22,6 @@ _MAX_STARTS = 8  # places a call is looked for in one text (``JSONFormat.split``
 
 class JSONFormat(Format):
     name = "json"
-    arguments_key = "arguments"
     instruction = (
         "You can call functions, described by these JSON objects (one per line):\n{tools}\n"
         "To call a function, answer with nothing but a JSON object "
@@ -37,11 +36,6 @@ class JSONFormat(Format):
     def results_text(self, results: Sequence[Result]) -> str:
         return "\n".join(dumps({"tool_call_id": result.call_id, "name": result.name,
                                 "content": result.content}) for result in results)
-
-    def opening(self, name: str | None) -> str:
-        if name is None:
-            return '{"name": "'
-        return f'{{"name": {dumps(name)}, "{self.arguments_key}": '
 
     def hold(self, text: str) -> int:
         return len(text[: _first_start(text)].rstrip())

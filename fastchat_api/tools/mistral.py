@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..conversation import Prompt, Template
 from ..protocol import ChatMessage, Function
-from .base import Format, Result, Split, definition, dumps, possible_start
+from .base import Marked, Result, Split, definition, dumps
 from .calls import Call, read_value
 from .jsonformat import calls_in
 
@@ -30,8 +30,9 @@ def short_id(call_id: str) -> str:
     return "".join(_ALPHABET[byte % len(_ALPHABET)] for byte in digest[:9])
 
 
-class Mistral(Format):
+class Mistral(Marked):
     name = "mistral"
+    marker, lead = CALLS, f"{CALLS} ["
     instruction = ""  # the definitions have a block of their own; an override goes to the system turn
 
     def calls_text(self, calls: Sequence[tuple[str, Call]]) -> str:
@@ -41,18 +42,6 @@ class Mistral(Format):
     def results_text(self, results: Sequence[Result]) -> str:
         return "".join(f"[TOOL_RESULTS] {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
                        "[/TOOL_RESULTS]" for result in results)
-
-    def opening(self, name: str | None) -> str:
-        if name is None:
-            return f'{CALLS} [{{"name": "'
-        return f'{CALLS} [{{"name": {dumps(name)}, "arguments": '
-
-    def hold(self, text: str) -> int:
-        return len(text[: possible_start(text, CALLS)].rstrip())
-
-    def call_start(self, text: str) -> int | None:
-        found = text.find(CALLS)
-        return None if found < 0 else found + len(CALLS)
 
     def split(self, text: str) -> Split:
         start = text.find(CALLS)
