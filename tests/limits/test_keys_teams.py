@@ -150,6 +150,9 @@ async def test_tools_and_past_calls_are_charged_before_the_request_as_text(make_
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "tool_calls": [call]}]
     refused = await chat(client, "sk-a", max_tokens=10, messages=history)
     assert "requested 213" in (await refused.json())["error"]["message"]  # 10 + ("Hi" + 809 characters) / 4
+    history[1] = {"role": "assistant", "content": None, "function_call": call["function"]}  # the legacy form
+    refused = await chat(client, "sk-a", max_tokens=10, messages=history)
+    assert "requested 213" in (await refused.json())["error"]["message"]
 
 
 async def test_a_request_that_failed_gives_its_tokens_back(make_client, fake):
