@@ -212,6 +212,15 @@ async def test_a_required_stream_is_retried_before_it_starts(client, hermes):
     assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+async def test_a_required_stream_has_null_content_as_a_whole_answer_has(async_openai, hermes):
+    hermes.pieces = ['Oslo"}}\n</tool_call>']
+    async with async_openai.chat.completions.stream(model=MODEL, messages=QUESTION, tools=[WEATHER],
+                                                    tool_choice="required") as stream:
+        final = await stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.content is None and message.tool_calls[0].function.arguments == '{"city":"Oslo"}'
+
+
 async def test_a_required_stream_that_never_calls_is_a_502(client, hermes):
     hermes.pieces = ["nonsense"]
     resp = await post(client, tools=[WEATHER, TIME], tool_choice="required", stream=True)
