@@ -44,18 +44,19 @@ class Hermes(Marked):
         return "stop", at
 
     def split(self, text: str) -> Split:
+        """Every ``<tool_call>`` block, text between them passed over (a model may say what it
+        calls next); none when any block is not a call (one cut short by ``max_tokens``)."""
         start = text.find(OPEN)
-        if start < 0:
-            return Split(text, [])
-        calls, at = [], start
-        while text.startswith(OPEN, at):
+        calls: list[Call] = []
+        at = start
+        while at >= 0:
             read = read_value(text, at + len(OPEN))
             call = None if read is None else as_call(read[0])
             if read is None or call is None:
                 return Split(text, [])
             calls.append(call)
-            at = _past(text, read[1], CLOSE)
-        return Split(text[:start].rstrip(), calls)
+            at = text.find(OPEN, read[1])
+        return Split(text[:start].rstrip(), calls) if calls else Split(text, [])
 
 
 def _past(text: str, at: int, tag: str) -> int:

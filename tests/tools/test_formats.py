@@ -37,6 +37,12 @@ BERGEN = Call("get_weather", {"city": "Bergen"})
     ("hermes", '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>\n<tool_call>\n'
                '{"name": "get_weather", "arguments": {"city": "Bergen"}}', "", [OSLO, BERGEN]),
     ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Os', None, []),
+    ("hermes", "No call here.", None, []),
+    ("hermes", 'On it.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\nAnd '
+               'Bergen:\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Bergen"}}\n</tool_call>', "On it.",
+     [OSLO, BERGEN]),
+    ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n<tool_call>\n{"na',
+     None, []),
     ("hermes", '<tool_call>\n{"arguments": {}}\n</tool_call>', None, []),
     ("hermes", '<tool_call>\n{"name": "f", "arguments": [1]}\n</tool_call>', None, []),
     ("json", '[{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
