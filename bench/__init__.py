@@ -3,6 +3,7 @@
     python -m bench                       # the whole run, ~6 minutes; rewrites docs/benchmarks.rst
     python -m bench --quick --no-docs     # 3 s per point, nothing written under docs/
     python -m bench --limits              # what keys for teams cost: plain key, limits, Redis
+    python -m bench --ab main --profile   # main against the working tree: CPU per request, by part
 
 On 127.0.0.1 only, it starts (through :class:`devstack.stack.Stack`, so every child is stopped
 at the end, even on Ctrl-C) FastChat's controller, the worker stand-in of the tests
@@ -24,6 +25,8 @@ the command that installs it, and the run stops before it starts anything.
 * :mod:`bench.run`: the processes and the order of the measurements.
 * :mod:`bench.floor_proxy`: what an aiohttp gateway costs at the least.
 * :mod:`bench.limits`: what a request costs with a plain key, limits in process, limits in Redis.
+* :mod:`bench.features`: rows for requests with ``response_format``, a limited key, ``tools``.
+* :mod:`bench.ab`: a git ref against the working tree, in turns, with profiles by part.
 """
 
 from __future__ import annotations

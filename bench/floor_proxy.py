@@ -1,9 +1,11 @@
 """The floor for any aiohttp gateway: a chat route that only forwards to the worker.
 
 It reads the body, renders nothing, validates nothing, logs nothing, and makes the one
-pooled ``/worker_generate`` call every chat request needs. ``python -m bench`` measures it
-beside the real servers, so that "added latency over the worker" can be read against what
-aiohttp itself costs on the same machine::
+pooled ``/worker_generate`` call every chat request needs; with ``"stream": true`` the one
+``/worker_generate_stream`` call, each NUL-terminated worker frame relayed as it is, as one
+server-sent event (no delta, no re-encoding), then ``data: [DONE]``. ``python -m bench``
+measures it beside the real servers, so that "added latency over the worker" and throughput
+can be read against what aiohttp itself costs on the same machine::
 
     python bench/floor_proxy.py --port 8001 --worker http://127.0.0.1:21002
 """
@@ -18,19 +20,23 @@ import aiohttp
 from aiohttp import web
 
 _HEADERS = {"Content-Type": "application/json"}
+_SESSION = web.AppKey("session", aiohttp.ClientSession)
+_SSE_HEADERS = {"Content-Type": "text/event-stream"}
 
 
 def make_app(worker: str) -> web.Application:
     async def session_ctx(app: web.Application):
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+        app[_SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
         yield
-        await app["session"].close()
+        await app[_SESSION].close()
 
-    async def chat(request: web.Request) -> web.Response:
+    async def chat(request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
         params = {"model": body["model"], "prompt": body["messages"][-1]["content"],
                   "max_new_tokens": body.get("max_tokens") or 256, "echo": False, "stop": []}
-        async with request.app["session"].post(worker + "/worker_generate",
+        if body.get("stream"):
+            return await relay(request, params)
+        async with request.app[_SESSION].post(worker + "/worker_generate",
                                                data=json.dumps(params), headers=_HEADERS) as resp:
             result = json.loads(await resp.read())
         return web.json_response({
@@ -40,6 +46,16 @@ def make_app(worker: str) -> web.Application:
                          "finish_reason": result.get("finish_reason") or "stop"}],
             "usage": result.get("usage"),
         })
+
+    async def relay(request: web.Request, params: dict) -> web.StreamResponse:
+        async with request.app[_SESSION].post(worker + "/worker_generate_stream",
+                                               data=json.dumps(params), headers=_HEADERS) as resp:
+            out = web.StreamResponse(headers=_SSE_HEADERS)
+            await out.prepare(request)
+            while frame := await resp.content.readuntil(b"\0"):
+                await out.write(b"data: " + frame[:-1] + b"\n\n")
+        await out.write(b"data: [DONE]\n\n")
+        return out
 
     async def ready(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": []})

@@ -20,6 +20,8 @@ LUA = Path(__file__).resolve().parent / "wrk.lua"
 
 MODEL = "bench-model"          # CHUNKS pieces, at once
 SLOW_MODEL = "bench-slow"      # SLOW_CHUNKS pieces, SLOW_DELAY s before each frame
+JSON_MODEL = "bench-json"      # JSON_TEXT in CHUNKS pieces, at once: what follows a "{" opening
+JSON_TEXT = '"name": "tok tok tok tok", "tokens": 4}'
 CHUNKS = 16
 SLOW_CHUNKS, SLOW_DELAY = 10, 1.0
 #: ``@N@`` becomes a counter in every request.
@@ -30,16 +32,19 @@ SYSTEM = ("A chat between a curious user and an artificial intelligence assistan
 
 def standin_models() -> list[str]:
     """The worker stand-in's ``--model`` values (``NAME:PIECES:DELAY``)."""
-    return [f"{MODEL}:{CHUNKS}:0", f"{SLOW_MODEL}:{SLOW_CHUNKS}:{SLOW_DELAY}"]
+    return [f"{MODEL}:{CHUNKS}:0", f"{SLOW_MODEL}:{SLOW_CHUNKS}:{SLOW_DELAY}",
+            f"{JSON_MODEL}:{CHUNKS}:0:{JSON_TEXT}"]
 
 
-def chat_body(model: str = MODEL, stream: bool = False) -> str:
-    """A chat request (JSON) with one user message, ``max_tokens`` 64."""
+def chat_body(model: str = MODEL, stream: bool = False, **extra: Any) -> str:
+    """A chat request (JSON) with one user message, ``max_tokens`` 64, and the ``extra``
+    fields."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": USER_TEXT}],
         "max_tokens": 64,
         "temperature": 0.7,
+        **extra,
     }
     if stream:
         body["stream"] = True

@@ -16,13 +16,17 @@ from typing import Any
 from . import log
 from .load import CHUNKS, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, MODEL
 
-OURS, THEIRS = "fastchat_api", "FastChat"
+OURS, THEIRS, FLOOR = "fastchat_api", "FastChat", "floor"
 
 TARGETS = {
     "chat_c32_ratio": 8.0,
     "stream_c32_ratio": 20.0,
     "added_latency_p50_ms": 0.5,
-    "rss_mb": 150.0,
+    "rss_mb": 60.0,
+    "floor_chat_c32": 0.90,  # of the floor's requests/s
+    "floor_c1_p50_ms": 0.03,  # p50 above the floor's
+    "floor_stream_c32": 0.85,
+    "tail_p99_over_p50": 3.0,  # at c=128 and c=256
 }
 
 Row = list[str]  # measurement, ours, FastChat, ratio
@@ -173,14 +177,43 @@ def _gunicorn_rows(gun: dict[str, Any], label: str, workers: int, ours: dict[str
 
 
 def _floor_rows(floor: dict[Any, Any], added: dict[str, float], ours: dict[str, Any]) -> list[Row]:
+    """The floor proxy, measured in turns with ours: its requests/s and latency, our ratio, and
+    the CPU each request cost the two servers."""
     rows = []
     if floor.get(1) and added.get("floor") is not None:
         rows.append(["floor (bench/floor_proxy.py: aiohttp, one pooled worker call, nothing else): "
                      "added latency c=1 p50 (ms)", _fmt(added["floor"], 2), "", ""])
-    if floor.get(32):
-        rows.append(["floor (bench/floor_proxy.py): chat c=32 requests/s", _fmt(floor[32]["rps"]), "",
-                     _fmt(_ratio(ours.get("chat", {}).get(32, {}).get("rps"), floor[32]["rps"]), 2)
-                     + "× ours / floor"])
+    points = [(f"chat, non-stream, c={c}", floor.get(c), ours.get("chat", {}).get(c)) for c in (1, 32)]
+    points.append((f"chat, stream ({CHUNKS} chunks), c={(floor.get('stream') or {}).get('concurrency')}",
+                   floor.get("stream"), ours.get("stream")))
+    for label, f, o in points:
+        if not f:
+            continue
+        rows.append([f"floor: {label}: requests/s, p50 / p99 (ms)",
+                     f"{_fmt(f['rps'])}, {_p50_p99(f)}", "",
+                     _fmt(_ratio(o and o["rps"], f["rps"]), 2) + "× ours / floor"])
+        cpu = (o or {}).get("cpu_ms_per_request", {}).get(OURS)
+        floor_cpu = f.get("cpu_ms_per_request", {}).get(FLOOR)
+        if cpu and floor_cpu:
+            rows.append([f"floor: {label}: server CPU ms per request (ours / floor)",
+                         f"{cpu:.3f} / {floor_cpu:.3f}", "", f"+{cpu - floor_cpu:.3f} ms ours"])
+    return rows
+
+
+def _feature_rows(found: dict[str, Any]) -> list[Row]:
+    """Each kind of request beside the plain one, on the same server (``bench.features``)."""
+    plain = found.get("plain request") or {}
+    base_cpu = plain.get("cpu_ms_per_request", {}).get("fastchat_api (keys)")
+    rows = []
+    for label, r in found.items():
+        if "skipped" in r:
+            rows.append([f"chat c=32 with keys on, {label}", "skipped", "", r["skipped"][:160]])
+            continue
+        cpu = r.get("cpu_ms_per_request", {}).get("fastchat_api (keys)")
+        ratio = "" if r is plain else (_fmt(_ratio(r["rps"], plain.get("rps")), 2) + "× plain"
+                                       + (f", {cpu - base_cpu:+.3f} ms CPU" if cpu and base_cpu else ""))
+        rows.append([f"chat c=32 with keys on, {label}: requests/s, p50 (ms), server CPU ms/request",
+                     f"{_fmt(r['rps'])}, {_fmt(r['p50_ms'], 2)}, {_fmt(cpu, 3)}", "", ratio])
     return rows
 
 
@@ -203,7 +236,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     return (_chat_rows(ours, theirs) + _stream_rows(ours, theirs) + _c32_rows(ours, theirs)
             + _ttft_rows(ours, theirs) + _added_rows(added) + _rss_rows(results.get("rss", {}))
             + (_gunicorn_rows(servers[label], label, workers, ours, theirs) if label in servers else [])
-            + _floor_rows(results.get("floor") or {}, added, ours) + _alone_rows(results.get("worker", {})))
+            + _floor_rows(results.get("floor") or {}, added, ours)
+            + _feature_rows(results.get("features") or {}) + _alone_rows(results.get("worker", {})))
 
 
 def build_targets(results: dict[str, Any]) -> list[Target]:
@@ -229,7 +263,36 @@ def build_targets(results: dict[str, Any]) -> list[Target]:
                         mine["hwm_mb"] <= TARGETS["rss_mb"] and mine["dropped"] == 0))
     else:
         targets.append(("1000 concurrent slow streams", "—", wanted, None))
-    return targets
+    return targets + _floor_targets(results.get("floor") or {}, ours) + _tail_targets(ours)
+
+
+def _floor_targets(floor: dict[Any, Any], ours: dict[str, Any]) -> list[Target]:
+    """Ours against the floor proxy measured in the same turns."""
+    chat = ours.get("chat", {})
+    r32 = _ratio(chat.get(32, {}).get("rps"), (floor.get(32) or {}).get("rps"))
+    rs = _ratio((ours.get("stream") or {}).get("rps"), (floor.get("stream") or {}).get("rps"))
+    gap = (chat[1]["p50_ms"] - floor[1]["p50_ms"]) if chat.get(1) and floor.get(1) else None
+    return [
+        ("non-stream chat at c=32 vs the floor", _fmt(r32, 2) + "×", f"≥ {TARGETS['floor_chat_c32']:g}×",
+         None if r32 is None else r32 >= TARGETS["floor_chat_c32"]),
+        ("non-stream chat at c=1: p50 above the floor's", _fmt(gap, 3) + " ms",
+         f"≤ {TARGETS['floor_c1_p50_ms']:g} ms", None if gap is None else gap <= TARGETS["floor_c1_p50_ms"]),
+        ("streaming chat at c=32 vs the streaming floor", _fmt(rs, 2) + "×",
+         f"≥ {TARGETS['floor_stream_c32']:g}×", None if rs is None else rs >= TARGETS["floor_stream_c32"]),
+    ]
+
+
+def _tail_targets(ours: dict[str, Any]) -> list[Target]:
+    """p99 over p50 of non-stream chat at 128 and 256 concurrent."""
+    out: list[Target] = []
+    for c in (128, 256):
+        r = ours.get("chat", {}).get(c)
+        ratio = _ratio(r and r["p99_ms"], r and r["p50_ms"])
+        out.append((f"non-stream chat at c={c}: p99 / p50",
+                    f"{_fmt(ratio, 1)} ({_p50_p99(r)} ms)" if r else "—",
+                    f"≤ {TARGETS['tail_p99_over_p50']:g}",
+                    None if ratio is None else ratio <= TARGETS["tail_p99_over_p50"]))
+    return out
 
 
 def load_note(results: dict[str, Any]) -> str:
@@ -364,7 +427,7 @@ def write_rst(results: dict[str, Any], path: Path, png: Path | None) -> None:
              "not a model. This page is written by ``python -m bench``; run it again to refresh it.\n"]
     parts += _results_section(results, png)
     if results.get("profile"):
-        parts += _profile_section(results["profile"], results["meta"]["args"])
+        parts += _profile_section(results["profile"], results)
     parts += _what_runs_section(results["meta"]["args"])
     parts += _method_section(results["meta"]["args"])
     parts += ["Versions", "--------", "",
@@ -391,6 +454,8 @@ def _results_section(results: dict[str, Any], png: Path | None) -> list[str]:
               _rst_table(["Target", "Measured", "Wanted", "Result"],
                          [[n, m, t, "pass" if ok else ("MISS" if ok is False else "n/a")]
                           for n, m, t, ok in build_targets(results)], "40 25 20 15")]
+    if _floor_note(results):
+        parts.append(_floor_note(results) + "\n")
     if calls_lines(results):
         parts.append("Upstream calls per request, by route:\n\n"
                      + "\n".join(f"* {line}" for line in calls_lines(results)) + "\n")
@@ -403,16 +468,55 @@ def _results_section(results: dict[str, Any], png: Path | None) -> list[str]:
     return parts
 
 
-def _profile_section(prof: dict[str, Any], args: dict[str, Any]) -> list[str]:
-    return ["Profile of fastchat_api at c=32 (non-stream chat)", "-" * 49, "",
-            f"py-spy, 200 samples/s for {args['profile_duration']:g} s while wrk held 32 "
-            f"connections ({prof['load']['rps']:,.0f} requests/s while sampled, slowed by the "
-            f"sampling); the event loop was busy in {prof['busy_pct']:.0f}% of the samples. "
-            "Shares are of the busy samples; the inclusive list starts below the event loop.\n",
-            _rst_table(["Function (inclusive)", "% of busy samples"],
-                       [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:25]], "80 20"),
-            _rst_table(["Function (self)", "% of busy samples"],
-                       [[f"``{f}``", f"{p:.1f}"] for f, p in prof["self"][:15]], "80 20")]
+def _floor_note(results: dict[str, Any]) -> str:
+    """What stands between ours and the floor: the CPU each request costs the two servers, and
+    what ours does that the floor leaves out."""
+    floor, ours = results.get("floor") or {}, results["servers"].get(OURS, {})
+    costs = []
+    for label, f, o in (("a non-stream request", floor.get(32), ours.get("chat", {}).get(32)),
+                        ("a stream", floor.get("stream"), ours.get("stream"))):
+        a = (o or {}).get("cpu_ms_per_request", {}).get(OURS)
+        b = (f or {}).get("cpu_ms_per_request", {}).get(FLOOR)
+        if a and b:
+            costs.append(f"{label} costs our server {a:.3f} ms of CPU at c=32, the floor {b:.3f} ms")
+    if not costs:
+        return ""
+    return ("Against the floor: " + "; ".join(costs) + ". Where the server's core is the "
+            "bottleneck, requests/s follow that ratio. The difference is what the floor leaves out: "
+            "the body read within its limits and validated against the protocol (marshmallow), "
+            "FastChat's rules and the conversation template, request ids, the error, key and "
+            "shutdown middlewares, the access log and the metrics; for streams, each worker frame "
+            "turned into an OpenAI chunk (the new text of the cumulative one, JSON-encoded), where "
+            "the floor relays the frame as it is. The profile below splits our server's part.")
+
+
+def _profile_section(profiles: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """Where a request's CPU goes in our server, by part and by function, for each load."""
+    args = results["meta"]["args"]
+    parts = ["Profile of fastchat_api at c=32", "-" * 31, "",
+             f"py-spy, 200 samples/s for {args['profile_duration']:g} s while wrk held 32 connections "
+             "(slowed by the sampling), only while the server's thread ran. A "
+             "sample counts for the innermost frame of a known part (the standard library for its "
+             "caller: ``bench.profile.PARTS``); milliseconds are the share times the server's CPU per "
+             "request at that point. Before and after the last optimisations: "
+             "`benchmarks-ab.rst <benchmarks-ab.rst>`_.\n"]
+    ours = results["servers"].get(OURS, {})
+    cpu_of = {"chat": (ours.get("chat", {}).get(32) or {}).get("cpu_ms_per_request", {}).get(OURS),
+              "stream": (ours.get("stream") or {}).get("cpu_ms_per_request", {}).get(OURS)}
+    for load, prof in profiles.items():
+        if not prof:
+            continue
+        cpu = cpu_of.get(load)
+        parts += [f"{'Non-stream' if load == 'chat' else 'Streamed'} chat ({prof['load']['rps']:,.0f} "
+                  f"requests/s while sampled, {prof['samples']:,} samples):\n",
+                  _rst_table(["Part", "% of samples", "ms per request"],
+                             [[part, f"{p:.1f}", _fmt(cpu and cpu * p / 100, 3)] for part, p in prof["parts"]],
+                             "60 20 20"),
+                  _rst_table(["Function (inclusive)", "% of samples"],
+                             [[f"``{f}``", f"{p:.1f}"] for f, p in prof["inclusive"][:20]], "80 20"),
+                  _rst_table(["Function (self)", "% of samples"],
+                             [[f"``{f}``", f"{p:.1f}"] for f, p in prof["self"][:12]], "80 20")]
+    return parts
 
 
 def _what_runs_section(args: dict[str, Any]) -> list[str]:
@@ -485,9 +589,10 @@ def _reproduce_section(meta: dict[str, Any]) -> list[str]:
         "The benchmark installs nothing: when something is missing it says what, with the command\n"
         "that installs it, and stops before it starts anything.\n"
         "Options: ``--quick`` (3 s per point), ``--duration S``, ``--concurrency 1,8,32,128,256``,\n"
-        "``--no-rss``, ``--no-gunicorn``, ``--profile`` (py-spy of our server at c=32, shown above\n"
-        "when present; needs ``pip install py-spy``), ``--ref REF`` (measure ``fastchat_api/`` as\n"
-        "committed at a git ref instead of the working tree, e.g. to compare before and after a\n"
-        "change), ``--no-docs`` (print only). Raw results: ``.bench/results-*.json``; server logs:\n"
+        "``--no-rss``, ``--no-gunicorn``, ``--profile`` (py-spy of our server at c=32, non-stream and\n"
+        "stream, shown above when present; needs ``pip install py-spy``), ``--ref REF`` (measure\n"
+        "``fastchat_api/`` as committed at a git ref instead of the working tree), ``--ab REF``\n"
+        "(that ref against the working tree and the floor, in turns, into ``benchmarks-ab.rst``),\n"
+        "``--no-docs`` (print only). Raw results: ``.bench/results-*.json``; server logs:\n"
         "``.bench/run/logs/``. Nothing under ``.bench/`` is meant to be committed.\n"),
         f"This run: ``{meta['command']}`` at commit ``{meta['commit']}``.\n"]

@@ -24,12 +24,12 @@ from typing import Any, Callable
 from devstack.processes import ManagedProcess, StackError
 from devstack.stack import Stack, gateway_command
 
-from . import ROOT, limits, log, report, source, system, tools
-from .load import (CHUNKS, MODEL, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, Wrk, chat_body, count_token_body,
+from . import ROOT, ab, features, limits, log, report, source, system, tools
+from .load import (CHUNKS, JSON_MODEL, MODEL, SLOW_CHUNKS, SLOW_DELAY, SLOW_MODEL, Wrk, chat_body, count_token_body,
                    describe, merge_runs, standin_models, worker_body)
 from .probes import slow_streams, ttft_probe
 from .profile import profile
-from .report import OURS, THEIRS
+from .report import FLOOR, OURS, THEIRS
 
 HOST = "127.0.0.1"
 FLOOR_PROXY = ROOT / "bench" / "floor_proxy.py"
@@ -59,11 +59,12 @@ class Bench:
         stack.start_controller()
         self.worker = stack.start_standin(*standin_models(), controller_url=stack.controller_url,
                                           heartbeat=0)
-        stack.wait_for_models([MODEL, SLOW_MODEL], timeout=30)
+        stack.wait_for_models([MODEL, SLOW_MODEL, JSON_MODEL], timeout=30)
         self.floor = stack.start_gateway(
             argv=lambda port, _: [sys.executable, str(FLOOR_PROXY), "--host", HOST, "--port", str(port),
                                   "--worker", self.worker.url],
             name="floor-proxy")
+        self.servers[FLOOR] = self.floor
         self.servers[OURS] = self.start_ours("gateway")
         self.servers[THEIRS] = stack.start_openai_api_server()
         log(f"stack up in {time.monotonic() - started:.1f} s:\n{stack.summary()}")
@@ -141,7 +142,7 @@ class Bench:
                 raise StackError(f"{label}: no good answer during the warm-up: {warm['first_bad']!r}")
 
     def measure(self, label: str, url: str, body: str, concurrency: int, *,
-                expect: str = "", reject: str = "", duration: float | None = None,
+                expect: str = "", reject: str = "", duration: float | None = None, authorization: str = "",
                 count_calls: bool = False, warmup: bool = True, quiet: bool = False) -> dict[str, Any]:
         """One point: wrk's result with the CPU used per request by each part
         (``cpu_ms_per_request``, ``cpu_cores``), ``other_cpu_pct``, ``concurrency`` and, with
@@ -149,13 +150,15 @@ class Bench:
         duration = duration or self.args.duration
         self.check_alive()
         if warmup:
-            self.warm_up(label, url, body, concurrency, expect=expect, reject=reject)
+            self.warm_up(label, url, body, concurrency, expect=expect, reject=reject,
+                         authorization=authorization)
         meter = self.cpu.start()
         calls = self._calls() if count_calls else None
         parts = self._parts()
         before = {k: system.groups_cpu({pid}) for k, pid in parts.items()}
         wrk_before = system.children_cpu()
-        result = self.wrk.run(url, body, concurrency, duration, expect=expect, reject=reject)
+        result = self.wrk.run(url, body, concurrency, duration, expect=expect, reject=reject,
+                              authorization=authorization)
         spent = {k: system.groups_cpu({pid}) - before[k] for k, pid in parts.items()}
         spent["wrk"] = system.children_cpu() - wrk_before
         done = max(result["good"], 1)
@@ -167,12 +170,12 @@ class Bench:
         self.other_load.append(result["other_cpu_pct"])
         result["concurrency"] = concurrency
         if not quiet:
-            self._report(label, result)
+            self.show(label, result)
         time.sleep(self.args.pause)
         return result
 
     @staticmethod
-    def _report(label: str, result: dict[str, Any]) -> None:
+    def show(label: str, result: dict[str, Any]) -> None:
         busy = result["other_cpu_pct"]
         rounds = result.get("rounds_rps")
         log(f"{label:<44} c={result['concurrency']:<4} {describe(result)}"
@@ -180,23 +183,24 @@ class Bench:
             + (f"  [other processes used {busy:.0f}% of the machine]" if busy >= 10 else ""))
 
     def compare(self, names: list[str], label: str, path: str, body: str, concurrency: int,
-                **kw: Any) -> dict[str, dict[str, Any]]:
+                checks_of: dict[str, dict[str, str]] | None = None, **kw: Any) -> dict[str, dict[str, Any]]:
         """The same point for several servers, in alternating rounds (A B A B ...); results
-        merged per server."""
+        merged per server. ``checks_of`` replaces the answer checks for some servers."""
         rounds = max(1, self.args.rounds)
         duration = max(1, round(self.args.duration / rounds))
-        checks = {k: kw[k] for k in ("expect", "reject") if k in kw}
+        kw_of = {name: {**kw, **(checks_of or {}).get(name, {})} for name in names}
         for name in names:  # warm-ups first, all of them
+            checks = {k: kw_of[name][k] for k in ("expect", "reject") if k in kw_of[name]}
             self.warm_up(f"{name}: {label}", self.servers[name].url + path, body, concurrency, **checks)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for _ in range(rounds):
             for name in names:
                 runs[name].append(self.measure(f"{name}: {label}", self.servers[name].url + path, body,
                                                concurrency, duration=duration, warmup=False,
-                                               quiet=True, **kw))
+                                               quiet=True, **kw_of[name]))
         merged = {name: merge_runs(runs[name]) for name in names}
         for name in names:
-            self._report(f"{name}: {label}", merged[name])
+            self.show(f"{name}: {label}", merged[name])
         return merged
 
     def chat(self, names: list[str], concurrency: int) -> dict[str, dict[str, Any]]:
@@ -205,9 +209,11 @@ class Bench:
                             expect="chat.completion", count_calls=concurrency == 32)
 
     def stream(self, names: list[str], concurrency: int) -> dict[str, dict[str, Any]]:
-        """Streamed chat, to the last byte."""
+        """Streamed chat, to the last byte. The floor relays the worker's frames as they are,
+        each with its ``"error_code": 0``: only an ``"error"`` key is a failure there."""
         return self.compare(names, f"chat stream ({CHUNKS} chunks)", "/v1/chat/completions",
-                            chat_body(stream=True), concurrency, expect="data: [DONE]", reject='"error')
+                            chat_body(stream=True), concurrency, expect="data: [DONE]", reject='"error',
+                            checks_of={FLOOR: {"reject": '"error"'}})
 
     def ttft(self, name: str, concurrency: int, probes: int) -> dict[str, Any]:
         """Time to first token: wrk holds ``concurrency - probes`` streams while the probe runs
@@ -269,22 +275,19 @@ def measure_alone(bench: Bench, results: dict[str, Any]) -> None:
 
 
 def measure_servers(bench: Bench, results: dict[str, Any]) -> None:
-    """Ours and FastChat's at every concurrency, the floor proxy at 1 and 32, streams, time to
-    first token; then the added latency over the worker."""
+    """Ours and FastChat's at every concurrency, in turns with the floor proxy (what aiohttp
+    alone costs: a proxy that only forwards) at 1 and 32 and for streams; time to first token;
+    then the added latency over the worker."""
     args, servers = bench.args, results["servers"]
     for c in args.concurrencies:
-        for name, result in bench.chat([OURS, THEIRS], c).items():
-            servers[name]["chat"][c] = result
-        if c in (1, 32):  # what aiohttp alone costs: a proxy that only forwards
-            results["floor"][c] = bench.measure(
-                "floor: minimal aiohttp proxy", bench.floor.url + "/v1/chat/completions",
-                chat_body(), c, expect="chat.completion")
+        for name, result in bench.chat([OURS, THEIRS, FLOOR] if c in (1, 32) else [OURS, THEIRS], c).items():
+            (results["floor"] if name == FLOOR else servers[name]["chat"])[c] = result
         if c == 1:  # the worker again, right after: the baseline of the added latency
             results["worker"]["generate_c1_after"] = bench.measure(
                 "worker stand-in: /worker_generate", bench.worker.url + "/worker_generate",
                 worker_body(), 1, expect='"finish_reason"')
-    for name, result in bench.stream([OURS, THEIRS], args.stream_concurrency).items():
-        servers[name]["stream"] = result
+    for name, result in bench.stream([OURS, THEIRS, FLOOR], args.stream_concurrency).items():
+        (results["floor"] if name == FLOOR else servers[name])["stream"] = result
     for name in (OURS, THEIRS):
         servers[name]["ttft"] = bench.ttft(name, args.stream_concurrency, args.ttft_probes)
     added_latency(results)
@@ -340,9 +343,12 @@ def measure(bench: Bench, results: dict[str, Any], pyspy: str | None) -> int:
         bench.start()
         measure_alone(bench, results)
         measure_servers(bench, results)
+        results["features"] = features.measure(bench)
         if pyspy:
-            results["profile"] = profile(pyspy, bench.wrk, bench.servers[OURS], 32,
-                                         bench.args.profile_duration, bench.args.work_dir)
+            results["profile"] = {load: profile(pyspy, bench.wrk, bench.servers[OURS], 32,
+                                                bench.args.profile_duration, bench.args.work_dir,
+                                                stream=load == "stream")
+                                  for load in ("chat", "stream")}
         if not bench.args.no_rss:
             measure_rss(bench, results)
         if not bench.args.no_gunicorn:
@@ -383,7 +389,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-fastchat-rss", action="store_true", help="memory test of our server only")
     p.add_argument("--no-gunicorn", action="store_true", help="skip the gunicorn rows")
     p.add_argument("--gunicorn-workers", type=int, default=2)
-    p.add_argument("--profile", action="store_true", help="py-spy profile of our server at c=32")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy profiles of our server at c=32, non-stream and stream chat")
     p.add_argument("--profile-duration", type=float, default=10.0)
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.rst and the plot")
     p.add_argument("--work-dir", type=Path, default=ROOT / ".bench", help="default .bench")
@@ -391,6 +398,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="only measure what keys for teams cost a request: a plain key, limits in "
                         "the process, limits in Redis (needs wrk and redis-server, not FastChat); "
                         "chat at 32 concurrent")
+    p.add_argument("--ab", metavar="REF", default=None,
+                   help="only compare fastchat_api/ at this git ref with the working tree (and the "
+                        "floor proxy), in alternating runs: chat and stream at 32 concurrent, the "
+                        "server's CPU per request (needs wrk, not FastChat); with --profile, "
+                        "py-spy profiles of both")
     p.add_argument("--ref", default=None,
                    help="measure fastchat_api/ as committed at this git ref (e.g. HEAD, HEAD~3) "
                         "instead of the working tree")
@@ -429,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.limits:
         return limits.main(args, tools.check_limits())
+    if args.ab:
+        return ab.main(args, tools.check_limits(redis=False), tools.check_pyspy() if args.profile else None,
+                       argv)
     found = tools.check(args.work_dir / "fastchat-venv", docs=not args.no_docs,
                         gunicorn=not args.no_gunicorn, profile=args.profile)
     args.work_dir.mkdir(parents=True, exist_ok=True)

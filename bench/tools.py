@@ -54,16 +54,26 @@ def check(venv: Path, *, docs: bool, gunicorn: bool, profile: bool) -> Tools:
     return Tools(wrk=wrk, fastchat_python=python, pyspy=pyspy)
 
 
-def check_limits() -> str:
-    """wrk for ``--limits`` (and redis-server), or exit with status 2 saying how to install them."""
+def check_limits(redis: bool = True) -> str:
+    """wrk for ``--limits`` and ``--ab`` (and redis-server with ``redis``), or exit with status
+    2 saying how to install them."""
     wrk = shutil.which("wrk")
-    missing = [f"  {tool}:\n    sudo apt-get install -y {tool}"
-               for tool, found in (("wrk", wrk), ("redis-server", shutil.which("redis-server")))
-               if not found]
+    needed = [("wrk", wrk)] + ([("redis-server", shutil.which("redis-server"))] if redis else [])
+    missing = [f"  {tool}:\n    sudo apt-get install -y {tool}" for tool, found in needed if not found]
     if missing or wrk is None:
         print("bench: missing; install, then run again:\n" + "\n".join(missing), file=sys.stderr)
         sys.exit(2)
     return wrk
+
+
+def check_pyspy() -> str:
+    """py-spy, or exit with status 2 saying how to install it."""
+    pyspy = _pyspy()
+    if not pyspy:
+        print("bench: missing; install, then run again:\n  py-spy, for --profile:\n    pip install py-spy",
+              file=sys.stderr)
+        sys.exit(2)
+    return pyspy
 
 
 def raise_fd_limit(want: int = 65536) -> int:

@@ -70,7 +70,7 @@ def worker_command(
 
 def standin_command(port: int, models: Sequence[str], *, controller_url: str | None = None,
                     heartbeat: float = 0.5, python: str | None = None, host: str = HOST) -> list[str]:
-    """The worker stand-in (:mod:`devstack.standin`) serving ``models`` (``NAME[:PIECES[:DELAY]]``
+    """The worker stand-in (:mod:`devstack.standin`) serving ``models`` (``NAME[:PIECES[:DELAY[:TEXT]]]``
     each), registered with ``controller_url`` if given (``heartbeat`` seconds; 0: once)."""
     argv = [python or sys.executable, "-m", "devstack.standin", "--host", host, "--port", str(port)]
     for model in models:
@@ -173,7 +173,7 @@ class Stack(Supervisor):
 
     def start_standin(self, *models: str, controller_url: str | None = None,
                       heartbeat: float = 0.5) -> ManagedProcess:
-        """Start the worker stand-in serving ``models`` (``NAME[:PIECES[:DELAY]]`` each), with
+        """Start the worker stand-in serving ``models`` (``NAME[:PIECES[:DELAY[:TEXT]]]`` each), with
         this interpreter; registered with ``controller_url`` if given. Ready when it answers
         ``GET /standin/requests`` (not yet when the controller lists it)."""
         port = self.free_port()

@@ -21,7 +21,7 @@ As a process of its own (fault tests, benchmark)::
         [--controller http://127.0.0.1:21001 [--heartbeat 0.5]] [--keep 10000]
 
 ``--model m:4:0.1`` serves model ``m``, whose answers are 4 pieces ``"tok "`` with 0.1 s before
-each frame. ``GET /standin/requests`` answers what it received (the last ``--keep``), ``GET
+each frame; ``--model j:4:0:"a": 1}`` one whose answer is that text in 4 pieces. ``GET /standin/requests`` answers what it received (the last ``--keep``), ``GET
 /standin/calls`` how many requests came for each path (all of them).
 """
 
@@ -353,17 +353,27 @@ async def _registration(controller: str, stand_in: StandIn, heartbeat: float,
 
 
 def parse_model(spec: str) -> tuple[str, Answer]:
-    """``NAME[:PIECES[:DELAY]]`` (PIECES default 4, DELAY seconds default 0) as a name and an
-    :class:`Answer` of PIECES times ``"tok "``; :class:`argparse.ArgumentTypeError` if malformed."""
+    """``NAME[:PIECES[:DELAY[:TEXT]]]`` (PIECES default 4, DELAY seconds default 0) as a name
+    and an :class:`Answer` of PIECES times ``"tok "``, or of TEXT (which may hold colons) cut
+    into PIECES pieces; :class:`argparse.ArgumentTypeError` if malformed."""
     name, _, rest = spec.partition(":")
-    pieces, _, delay = rest.partition(":")
+    pieces, _, rest = rest.partition(":")
+    delay, _, text = rest.partition(":")
     try:
-        answer = Answer(["tok "] * int(pieces or 4), float(delay or 0))
+        count = int(pieces or 4)
+        answer = Answer(_cut(text, count) if text else ["tok "] * count, float(delay or 0))
     except ValueError:
         answer = None
     if not name or answer is None or not answer.pieces or answer.delay < 0:
-        raise argparse.ArgumentTypeError(f"bad --model {spec!r}: NAME[:PIECES[:DELAY]]")
+        raise argparse.ArgumentTypeError(f"bad --model {spec!r}: NAME[:PIECES[:DELAY[:TEXT]]]")
     return name, answer
+
+
+def _cut(text: str, count: int) -> list[str]:
+    """``text`` in ``count`` pieces (of one character at least) as even as they come."""
+    count = min(count, len(text))
+    bounds = [len(text) * i // count for i in range(count + 1)] if count > 0 else []
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def make_app(args: argparse.Namespace) -> web.Application:
@@ -383,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description="A scripted FastChat controller + model worker.")
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", action="append", type=parse_model, metavar="NAME[:PIECES[:DELAY]]",
+    parser.add_argument("--model", action="append", type=parse_model, metavar="NAME[:PIECES[:DELAY[:TEXT]]]",
                         help="a model served (repeatable; default standin-model:4:0)")
     parser.add_argument("--controller", help="register with this FastChat controller URL")
     parser.add_argument("--heartbeat", type=float, default=0.5,

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from aiohttp import web
 
-from .app import create_app, new_event_loop, runner_options, setup_process
+from .app import new_event_loop, runner_options, serving_app, setup_process
 from .config import Config, ConfigError, load_config
 
 
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides(args))
         context = ssl_context(config)
-        app = create_app(config)
+        app = serving_app(config)
     except ConfigError as exc:
         print(f"fastchat_api: {exc}", file=sys.stderr)
         return 2

@@ -105,7 +105,7 @@ async def _read(request: web.Request, share: _Share) -> bytes | bytearray:
     coding = _coding(",".join(request.headers.getall("Content-Encoding", ())))
     server = request.app[config_key].server
     try:
-        async with asyncio.timeout(server.body_read_timeout):
+        async with _deadline(request, server.body_read_timeout):
             raw = await _receive(request, server.client_max_size, share)
             if coding is None:
                 return raw
@@ -119,6 +119,12 @@ async def _read(request: web.Request, share: _Share) -> bytes | bytearray:
         raise errors.invalid_request(f"The body cannot be read: {exc}", code="invalid_body") from None
     share.give_back(len(raw))  # the compressed bytes are gone once inflated
     return inflated
+
+
+def _deadline(request: web.Request, seconds: float) -> contextlib.AbstractAsyncContextManager[object]:
+    """The bound on receiving the body; none when it has all arrived (with the headers, as
+    small bodies do), since reading it then never waits."""
+    return contextlib.nullcontext() if request.content.is_eof() else asyncio.timeout(seconds)
 
 
 def _check_content_type(ctype: str) -> None:
@@ -151,7 +157,7 @@ def _too_large(limit: int) -> errors.APIError:
                            status=413, code="request_too_large")
 
 
-async def _receive(request: web.Request, limit: int, share: _Share) -> bytearray:
+async def _receive(request: web.Request, limit: int, share: _Share) -> bytes | bytearray:
     """The body as sent, at most ``limit`` bytes; counted before it is read when its length
     is declared, so that a refusal comes before the body (and before ``100 Continue``)."""
     length = request.content_length
@@ -160,6 +166,8 @@ async def _receive(request: web.Request, limit: int, share: _Share) -> bytearray
             raise _too_large(limit)
         share.take(length)
     _send_continue(request)
+    if length is not None and request.content.is_eof():  # all here: the bytes aiohttp holds
+        return request.content.read_nowait()
     if length is not None:  # one buffer, filled in place: no copy of the whole body
         body = bytearray(length)
         view, filled = memoryview(body), 0
@@ -194,7 +202,7 @@ async def defer_continue(request: web.Request) -> None:
     any middleware runs; this leaves it to the body reader (``_send_continue``)."""
 
 
-async def _inflate(data: bytearray, coding: str, limit: int, share: _Share) -> bytearray:
+async def _inflate(data: bytes | bytearray, coding: str, limit: int, share: _Share) -> bytearray:
     """``data`` inflated, at most ``limit`` bytes (413 at the point it crosses), or a 400 when
     it is not in its coding. Each step off the loop takes at most ``INFLATE_SLICE`` bytes in
     and gives at most as many out."""

@@ -268,15 +268,18 @@ TOOL_FORMATS = ("hermes", "llama3_json", "mistral", "json", "none")
 @dataclass(frozen=True, slots=True)
 class ToolsConfig:
     max_attempts: int = _setting(3, _strict_int(validate.Range(min=1, max=10)))
-    model_formats: Mapping[str, str] = _setting(
-        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=_NOT_EMPTY),
-                                          values=fields.String(validate=validate.OneOf(TOOL_FORMATS))))
     instructions: Mapping[str, str] = _setting(
         cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=validate.OneOf(TOOL_FORMATS[:-1])),
                                           values=fields.String(validate=_NOT_EMPTY)))
-    model_instructions: Mapping[str, str] = _setting(
-        cast(Mapping[str, str], {}), fields.Dict(keys=fields.String(validate=_NOT_EMPTY),
-                                          values=fields.String(validate=_NOT_EMPTY)))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """One model's own settings, under ``models.<name>`` (the name its workers register)."""
+
+    tool_format: str | None = _setting(None, fields.String(allow_none=True,
+                                                           validate=validate.OneOf(TOOL_FORMATS)))
+    tool_instruction: str | None = _setting(None, fields.String(allow_none=True, validate=_NOT_EMPTY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +295,9 @@ class Config:
     compat: CompatConfig = _section(CompatConfig)
     structured: StructuredConfig = _section(StructuredConfig)
     tools: ToolsConfig = _section(ToolsConfig)
+    models: Mapping[str, ModelConfig] = _setting(
+        cast(Mapping[str, ModelConfig], {}),
+        fields.Dict(keys=fields.String(validate=_NOT_EMPTY), values=fields.Nested(_schema_of(ModelConfig))))
 
 
 CONFIG_SCHEMA = _schema_of(Config)()

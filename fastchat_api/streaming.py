@@ -213,12 +213,9 @@ async def first_frames(streams: Sequence[Frames]) -> tuple[list[dict[str, Any]],
     return present, [_chain(first, stream) for first, stream in zip(present, streams)]
 
 
-async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """``(index, frame)`` from several streams as frames arrive; the first error ends all."""
-    if len(streams) == 1:
-        async for frame in streams[0]:
-            yield 0, frame
-        return
+async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict[str, Any], bool]]:
+    """``(index, frame, more)`` from several streams as frames arrive, ``more`` telling whether
+    more frames (or the end) have already arrived behind it; the first error ends all."""
     # (stream index, a frame / the error that ended the stream / None when it ended well)
     queue: asyncio.Queue[tuple[int, dict[str, Any] | Exception | None]] = asyncio.Queue()
 
@@ -241,16 +238,23 @@ async def interleave(streams: Sequence[Frames]) -> AsyncIterator[tuple[int, dict
             elif isinstance(item, Exception):
                 raise item
             else:
-                yield index, item
+                yield index, item, not queue.empty()
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def relay(response: web.StreamResponse, streams: Sequence[Frames], chunk: Chunk) -> list[dict[str, Any]]:
+async def relay(response: web.StreamResponse, streams: Sequence[Frames], chunk: Chunk,
+                prelude: bytes = b"") -> tuple[list[dict[str, Any]], bytes]:
     """Write each choice's new text and tokens as they come (see :class:`Cursor`), and its end
-    when it ends; the last frames.
+    when it ends; the last frames, and the events not written yet (the last ones, for the
+    caller to send with its own).
+
+    The events of the frames that arrived together (one read from the worker often holds many)
+    go out in one write, ``prelude`` with the first: one system call instead of one per event,
+    and no event waits for a frame still to come. Events held when a stream fails are written
+    before the error is raised.
 
     A choice whose worker stops without a finish reason (e.g. sglang's) is ended afterwards
     with its last frame, the text and tokens held back so far included.
@@ -259,13 +263,22 @@ async def relay(response: web.StreamResponse, streams: Sequence[Frames], chunk: 
     cursors = [Cursor() for _ in range(count)]
     lasts: list[dict[str, Any]] = [{} for _ in range(count)]
     finished = [False] * count
-    async for index, frame in interleave(streams):
-        lasts[index] = frame
-        finished[index] = frame.get("finish_reason") is not None
-        delta = cursors[index](frame, finished[index])
-        if delta.text or delta.offsets or finished[index]:
-            await response.write(chunk(index, delta, frame, finished[index]))
+    held = [prelude] if prelude else []
+    try:
+        async for index, frame, more in interleave(streams):
+            lasts[index] = frame
+            finished[index] = frame.get("finish_reason") is not None
+            delta = cursors[index](frame, finished[index])
+            if delta.text or delta.offsets or finished[index]:
+                held.append(chunk(index, delta, frame, finished[index]))
+            if held and not more:
+                await response.write(b"".join(held))
+                held.clear()
+    except Exception:
+        if held:
+            await response.write(b"".join(held))
+        raise
     for index in range(count):
         if not finished[index]:
-            await response.write(chunk(index, cursors[index](lasts[index], True), lasts[index], True))
-    return lasts
+            held.append(chunk(index, cursors[index](lasts[index], True), lasts[index], True))
+    return lasts, b"".join(held)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 
 import pytest
 
+from fastchat_api import accesslog
 from fastchat_api.accesslog import logfmt
 from fastchat_api.keys import key_id
 
@@ -77,3 +79,19 @@ def test_logfmt_quotes_what_needs_it():
     assert logfmt({"a": "plain-1.0/x", "b": 'say "hi"\nnow', "c": "", "d": 3}) == (
         'a=plain-1.0/x b="say \\"hi\\"\\nnow" c="" d=3'
     )
+
+
+async def test_lines_are_info_records_of_the_access_logger_through_its_filters(served, caplog):
+    """Operators route and filter access lines with logging's own means: the logger's name,
+    the INFO level, filters on the logger."""
+    client, lines = await served("json")
+    await client.get("/v1/models")
+    (record,) = [r for r in caplog.records if r.name == accesslog.logger.name]
+    assert record.levelno == logging.INFO
+    accesslog.logger.addFilter(lambda record: "/v1/models" not in record.getMessage())
+    try:
+        await client.get("/v1/models")
+        await client.get("/health")
+    finally:
+        accesslog.logger.filters.clear()
+    assert len(lines()) == 2 and '"/health"' in lines()[-1]

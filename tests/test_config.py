@@ -15,7 +15,8 @@ from marshmallow import fields
 
 from fastchat_api.__main__ import overrides, parse_args
 from fastchat_api.config import (
-    CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, KeyConfig, build_config, load_config,
+    CONFIG_SCHEMA, EMBEDDING_BATCH_ENV, Config, ConfigError, KeyConfig, ModelConfig, build_config,
+    load_config,
 )
 
 from .support import run_cli
@@ -101,8 +102,10 @@ def test_ssl_without_key_files_is_a_config_error(monkeypatch):
     assert "SSL_KEYFILE" in result.stderr
 
 
-HINTS = {name: typing.get_type_hints(kind) for name, kind in typing.get_type_hints(Config).items()}
+HINTS = {name: typing.get_type_hints(kind) for name, kind in typing.get_type_hints(Config).items()
+         if dataclasses.is_dataclass(kind)}  # sections; ``models`` maps names to ModelConfig
 SETTINGS = [f"{section}.{key}" for section, hints in HINTS.items() for key in hints]
+MODEL_SETTINGS = list(typing.get_type_hints(ModelConfig))
 # The marshmallow field each annotation must be checked with: the type is written on both sides
 # of a setting's line, so this keeps the two from drifting apart.
 FIELD_FOR_TYPE = {
@@ -172,6 +175,29 @@ def documented_keys(path: Path) -> list[tuple[str, bool]]:
 
 def test_prod_yaml_shows_every_setting_in_declaration_order():
     assert [key for key, _ in documented_keys(ROOT / "config" / "prod.yaml")] == SETTINGS
+
+
+EXAMPLE_KEY = re.compile(r"  #\s+([a-z][a-z0-9_]*): \S.*")  # a key of a commented-out example
+EXAMPLE_NOTE = re.compile(r"  #\s+# \S.*")  # a comment inside the example
+
+
+def test_prod_yaml_shows_every_model_setting_in_its_example():
+    """``models.<name>`` has no fixed keys to list: its commented example shows each, in
+    declaration order, each with a comment of its own."""
+    text = (ROOT / "config" / "prod.yaml").read_text()
+    lines = text[text.index("\nmodels:\n"):].splitlines()
+    keys = [(match[1], bool(EXAMPLE_NOTE.fullmatch(lines[i - 1])))
+            for i, line in enumerate(lines) if (match := EXAMPLE_KEY.fullmatch(line))]
+    assert keys == [(key, True) for key in MODEL_SETTINGS]
+    assert load_config(ROOT / "config" / "prod.yaml").models == {}
+
+
+@pytest.mark.parametrize("key", MODEL_SETTINGS)
+def test_each_model_setting_is_checked_as_its_annotation_says(key):
+    kind = typing.get_type_hints(ModelConfig)[key]
+    check = CONFIG_SCHEMA.fields["models"].value_field.schema.fields[key]
+    assert isinstance(check, FIELD_FOR_TYPE[kind])
+    assert check.allow_none is (type(None) in typing.get_args(kind))
 
 
 @pytest.mark.parametrize("name", ["prod.yaml", "dev.yaml"])

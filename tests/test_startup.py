@@ -5,9 +5,13 @@ be reached is said at once without holding the start-up back."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
+from aiohttp import web
 
+import fastchat_api.__main__ as fastchat_main
+from fastchat_api import app as app_module
 from fastchat_api.config import ConfigError, load_config
 
 from .support import gateway_process, matching, run_cli, until, wait_for_line
@@ -96,3 +100,35 @@ async def test_no_warning_when_the_controller_answers(fake, tmp_path):
     async with gateway_process(tmp_path, controller={"address": fake.address}) as gateway:
         await until(lambda: fake.sent("/list_models"), "the start-up's call to the controller")
     assert not matching(gateway, r"\| (WARNING|ERROR) \|")
+
+
+# -- the heap made at start-up is frozen, in serving processes only --------------------------
+
+
+def test_the_served_app_freezes_its_start_up_heap(monkeypatch):
+    """``python -m fastchat_api`` serves an app whose last start-up step is the freeze."""
+    served = []
+    monkeypatch.setattr(fastchat_main, "setup_process", lambda config: None)  # this process's logging
+    monkeypatch.setattr(fastchat_main.web, "run_app", lambda app, **_: served.append(app))
+    assert fastchat_main.main(["--port", "1"]) == 0
+    assert served and served[0].on_startup[-1] is app_module.freeze_heap
+
+
+async def test_gunicorns_app_freezes_its_start_up_heap(monkeypatch):
+    monkeypatch.delenv(app_module.CONFIG_ENV, raising=False)
+    monkeypatch.setattr(app_module, "setup_process", lambda config: None)
+    runner = await app_module.app_factory()
+    assert runner.app.on_startup[-1] is app_module.freeze_heap
+
+
+def test_the_tests_apps_do_not_freeze_their_heap():
+    """A freeze per test app would keep every earlier test's garbage for good."""
+    assert app_module.freeze_heap not in app_module.create_app(load_config(None)).on_startup
+
+
+async def test_the_freeze_moves_what_exists_out_of_the_collectors_reach():
+    try:
+        await app_module.freeze_heap(web.Application())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

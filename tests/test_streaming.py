@@ -50,17 +50,25 @@ class Ends:
 
 
 class Written:
-    """A stand-in for the client's response: the chunks relayed, as (index, text, final)."""
+    """A stand-in for the client's response: the chunks relayed, as (index, text, final), and
+    the writes they took."""
 
     def __init__(self) -> None:
         self.chunks: list[tuple[int, str, bool]] = []
+        self.writes = 0
 
-    async def write(self, data: Any) -> None:
-        self.chunks.append(data)
+    async def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.record(data)
+
+    def record(self, data: bytes) -> None:
+        for line in data.decode().splitlines():
+            index, text, final = line.split("|")
+            self.chunks.append((int(index), text, final == "end"))
 
     @staticmethod
-    def chunk(index: int, delta: Delta, _frame: dict[str, Any], final: bool) -> Any:
-        return index, delta.text, final
+    def chunk(index: int, delta: Delta, _frame: dict[str, Any], final: bool) -> bytes:
+        return f"{index}|{delta.text}|{'end' if final else ''}\n".encode()
 
 
 # -- TextDelta: U+FFFD held back ---------------------------------------------------------------
@@ -97,9 +105,60 @@ async def test_relay_holds_the_half_character_back_and_ends_each_choice_with_wha
         frames(frame("caf" + HOLD), frame("café"), frame("café", "stop")),
         frames(frame("x" + HOLD), frame("x" + HOLD + HOLD)),
     ]
-    await relay(response, streams, Written.chunk)
+    _, held = await relay(response, streams, Written.chunk)
+    response.record(held)
     assert [c for c in response.chunks if c[0] == 0] == [(0, "caf", False), (0, "é", False), (0, "", True)]
     assert [c for c in response.chunks if c[0] == 1] == [(1, "x", False), (1, HOLD + HOLD, True)]
+
+
+async def test_relay_writes_the_events_of_frames_that_arrived_together_at_once():
+    """Two frames in one read, then a pause: the prelude and both events are one write; the
+    last event is handed back, for the caller to send with its usage and [DONE]."""
+    async def two_then_one() -> AsyncIterator[dict[str, Any]]:
+        yield frame("a")
+        yield frame("ab")
+        await asyncio.sleep(0)  # the worker's next frame is not there yet
+        yield frame("abc", "stop")
+
+    response = Written()
+    _, held = await relay(response, [two_then_one()], Written.chunk, b"0|role|\n")
+    assert response.writes == 1
+    assert response.chunks == [(0, "role", False), (0, "a", False), (0, "b", False)]
+    response.record(held)
+    assert response.chunks[-1] == (0, "c", True)
+
+
+async def test_relay_sends_each_event_without_waiting_for_the_next_frame():
+    """A frame is written as soon as no other has arrived behind it."""
+    response, more = Written(), asyncio.Event()
+
+    async def one_then_wait() -> AsyncIterator[dict[str, Any]]:
+        yield frame("a")
+        await more.wait()
+        yield frame("ab", "stop")
+
+    task = asyncio.ensure_future(relay(response, [one_then_wait()], Written.chunk))
+    async with asyncio.timeout(HANG_GUARD):
+        while not response.chunks:
+            await asyncio.sleep(0)
+    assert response.chunks == [(0, "a", False)]
+    more.set()
+    _, held = await task
+    response.record(held)
+    assert response.chunks == [(0, "a", False), (0, "b", True)]
+
+
+async def test_relay_writes_the_events_it_holds_before_a_failure_goes_out():
+    """Frames that arrived with the worker's failure still reach the client, before the error."""
+    async def two_then_failure() -> AsyncIterator[dict[str, Any]]:
+        yield frame("a")
+        yield frame("ab")
+        raise errors.upstream_failed("The worker failed")
+
+    response = Written()
+    with pytest.raises(errors.APIError, match="The worker failed"):
+        await relay(response, [two_then_failure()], Written.chunk)
+    assert response.chunks == [(0, "a", False), (0, "b", False)]
 
 
 @pytest.mark.parametrize(("path", "body", "field"), [
@@ -149,7 +208,7 @@ async def test_interleave_cancels_the_other_streams_when_one_fails():
             async for item in interleave([ends.waiting("a", frame("A")), Ends.failing(frame("B")),
                                           ends.waiting("c", frame("C"))]):
                 got.append(item)
-    assert sorted(index for index, _ in got) == [0, 1, 2]  # each first frame came through
+    assert sorted(index for index, _, _ in got) == [0, 1, 2]  # each first frame came through
     assert sorted(ends.ended) == ["a", "c"]
 
 

@@ -35,7 +35,6 @@ from ..keys import Key, model_access
 from ..record import RequestRecord, record_key, record_of
 from ..typedefs import limiter_key, upstream_key
 from .limiter import MemoryStorage, Rate, Slot, Storage, StorageError, Verdict
-from .redis_store import RedisStorage
 
 __all__ = ["Admission", "Limiter", "add_rate_headers", "admitted", "estimate_tokens", "storage_of"]
 
@@ -200,8 +199,11 @@ class Limiter:
 
 
 def storage_of(config: LimitsConfig) -> Storage:
-    """Redis at ``redis_url`` when set, else this process."""
+    """Redis at ``redis_url`` when set, else this process. The Redis client is imported only
+    then: it takes 7 MB of every process that loads it."""
     if config.redis_url:
+        from .redis_store import RedisStorage
+
         return RedisStorage(config.redis_url, timeout=config.redis_timeout,
                             slot_timeout=config.slot_timeout)
     return MemoryStorage()

@@ -77,7 +77,7 @@ async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamR
 
     planner = None
     if req.tools is not None:
-        planner = tools.guide_for(req.tools, req.model, request.app[config_key].tools)
+        planner = tools.guide_for(req.tools, req.model, request.app[config_key])
 
     async def attempt() -> web.StreamResponse:
         job = await plan_chat(upstream, req, guide, planner)

@@ -2,7 +2,8 @@
 
 Every choice's first frame first (so an early failure is still an HTTP status), then the 200
 and its SSE headers, an optional prelude (chat's role deltas), each choice's new text (and the
-tokens it completes) as it comes, the usage chunk when the client asked for it, and ``[DONE]``.
+tokens it completes) as it comes, the usage chunk when the client asked for it, and ``[DONE]``;
+events ready at the same moment are written together (``streaming.relay``).
 """
 
 from __future__ import annotations
@@ -37,11 +38,9 @@ async def stream_choices(
     """
     firsts, ready = await first_frames(streams)
     response = await open_stream(request, headers(firsts) if headers else None)
-    if prelude:
-        await response.write(prelude)
-    lasts = await relay(response, ready, chunk)
+    lasts, held = await relay(response, ready, chunk, prelude)
     totals = metrics.record_usage(record_of(request), usage(lasts))
     if include_usage:
-        await response.write(event(head | {"choices": [], "usage": totals}))
-    await response.write(DONE)
+        held += event(head | {"choices": [], "usage": totals})
+    await response.write(held + DONE)
     return response

@@ -1,7 +1,7 @@
 """Tool calling for FastChat workers, which only generate text: the gateway renders the prompt,
 so it writes the tools into it in the format the model was trained on and reads the calls back.
 
-``guide_for`` picks the format (``models``' override in ``tools.model_formats``, else the
+``guide_for`` picks the format (the model's ``models.<name>.tool_format``, else the
 worker's conversation template: chatml-family templates take ``hermes``, llama-3 ones
 ``llama3_json``, mistral ones ``mistral``, any other ``json``) and builds the request's
 :class:`~fastchat_api.tools.guide.ToolGuide`; ``tools.stream`` relays a streamed answer.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import errors
-from ..config import ToolsConfig
+from ..config import Config, ModelConfig
 from ..conversation import Template
 from ..protocol import Tools
 from .base import Format
@@ -48,18 +48,21 @@ def refused(field: str) -> errors.APIError:
     )
 
 
-def guide_for(tools: Tools, model: str, config: ToolsConfig) -> Callable[[Template], ToolGuide | None]:
+def guide_for(tools: Tools, model: str, config: Config) -> Callable[[Template], ToolGuide | None]:
     """The request's guide, once its worker's template is known; None for a model whose
-    format is ``none`` and a chat that offers no tools (its history renders as plain turns)."""
+    format is ``none`` and a chat that offers no tools (its history renders as plain turns).
+    The model's own settings (``models.<name>.tool_format``, ``tool_instruction``) win over
+    its template's format and ``tools.instructions``."""
+    own = config.models.get(model) or ModelConfig()
 
     def make(template: Template) -> ToolGuide | None:
-        name = config.model_formats.get(model) or format_of(template)
+        name = own.tool_format or format_of(template)
         if name == "none":
             if tools.functions:
                 raise refused("functions" if tools.legacy else "tools")
             return None
         form = FORMATS[name]
-        instruction = config.model_instructions.get(model) or config.instructions.get(name) or form.instruction
+        instruction = own.tool_instruction or config.tools.instructions.get(name) or form.instruction
         return ToolGuide(form, tools, instruction)
 
     return make

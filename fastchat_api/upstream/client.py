@@ -123,10 +123,12 @@ class UpstreamClient:
         an APIError. ``control`` calls have a total time limit, generations only read gaps;
         ``not_found`` is raised instead when the route does not exist there (HTTP 404)."""
         what = _WORKER if worker else _CONTROLLER
-        data = b"" if payload is None else dumps(payload)
         timeout = self._control_timeout if control else self._session.timeout
         try:
-            async with self._session.post(url, data=data, headers=_JSON_HEADERS, timeout=timeout) as resp:
+            # The JSON is not held in this frame: a stream keeps the frame for minutes, and
+            # orjson's bytes take 4 KiB whatever their length.
+            async with self._session.post(url, data=b"" if payload is None else dumps(payload),
+                                          headers=_JSON_HEADERS, timeout=timeout) as resp:
                 if resp.status == 404 and not_found is not None:
                     raise not_found
                 if resp.status != 200:

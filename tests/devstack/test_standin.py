@@ -19,7 +19,9 @@ from ..support import until
 def test_model_specs():
     assert parse_model("m") == ("m", Answer(["tok "] * 4, 0.0))
     assert parse_model("m:2:0.5") == ("m", Answer(["tok "] * 2, 0.5))
-    for bad in ("", ":3", "m:x", "m:0", "m:2:-1", "m:2:y"):
+    assert parse_model('j:3:0:"a": 1}') == ("j", Answer(['"a', '":', ' 1}'], 0.0))  # colons kept
+    assert parse_model("j:9:0:ab") == ("j", Answer(["a", "b"], 0.0))  # no piece empty
+    for bad in ("", ":3", "m:x", "m:0", "m:2:-1", "m:2:y", "m:0:0:text"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_model(bad)
 

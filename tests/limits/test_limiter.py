@@ -10,6 +10,9 @@ import asyncio
 import math
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +209,15 @@ async def test_a_redis_that_does_not_answer_is_a_timeout_not_a_hang(redis_stack)
             os.kill(server.pid, signal.SIGCONT)
     finally:
         await store.close()
+
+
+def test_the_redis_client_is_loaded_only_for_a_redis_url():
+    """Seven megabytes of every process that does not use it (a gunicorn worker each)."""
+    code = ("import sys; from fastchat_api.config import load_config; from fastchat_api.app import create_app; "
+            "from fastchat_api.limits import storage_of; "
+            "create_app(load_config(None)); assert 'redis' not in sys.modules, 'loaded without redis_url'; "
+            "print(type(storage_of(load_config(None, {'limits': {'redis_url': 'redis://127.0.0.1:1/0'}}).limits)).__name__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "RedisStorage"

@@ -363,7 +363,7 @@ async def test_a_call_nested_too_deeply_to_read_is_content_whole_and_streamed(cl
 
 
 async def test_a_model_whose_format_is_none_keeps_refusing_tools(make_client, fake):
-    client = await make_client(tools={"model_formats": {MODEL: "none"}})
+    client = await make_client(models={MODEL: {"tool_format": "none"}})
     resp = await post(client, tools=[WEATHER])
     assert resp.status == 400
     error = (await resp.json())["error"]

@@ -81,14 +81,23 @@ def test_a_possible_start_of_a_call_is_held_back(name, text, held):
     assert text[: FORMATS[name].hold(text)] == held
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"model_formats": {"m": "xml"}}, "tools.model_formats.m.value: Must be one of"),
-    ({"instructions": {"none": "x"}}, "tools.instructions.none.key: Must be one of"),
-    ({"max_attempts": 0}, "tools.max_attempts: Must be greater than or equal to 1"),
+@pytest.mark.parametrize(("data", "message"), [
+    ({"models": {"m": {"tool_format": "xml"}}}, "models.m.value.tool_format: Must be one of"),
+    ({"models": {"m": {"tool_fromat": "json"}}}, "models.m.value.tool_fromat: Unknown field"),
+    ({"models": {"m": "hermes"}}, "models.m.value: Invalid input type"),
+    ({"tools": {"instructions": {"none": "x"}}}, "tools.instructions.none.key: Must be one of"),
+    ({"tools": {"max_attempts": 0}}, "tools.max_attempts: Must be greater than or equal to 1"),
 ])
-def test_a_bad_tools_section_stops_the_start(section, message):
+def test_a_bad_tools_setting_stops_the_start(data, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
-        build_config({"tools": section})
+        build_config(data)
+
+
+def test_a_models_settings_load_frozen():
+    config = build_config({"models": {"m": {"tool_format": "mistral"}}})
+    assert config.models["m"].tool_format == "mistral" and config.models["m"].tool_instruction is None
+    with pytest.raises(TypeError):
+        config.models["n"] = config.models["m"]  # type: ignore[index]
 
 
 CALL = '<tool_call>\n{"name": "f", "arguments": {}}'

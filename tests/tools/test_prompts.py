@@ -126,8 +126,7 @@ async def test_tool_choice_none_writes_no_definitions(client, fake):
 
 
 async def test_a_models_format_and_instruction_come_from_the_config(make_client, fake):
-    client = await make_client(tools={"model_formats": {MODEL: "hermes"},
-                                      "model_instructions": {MODEL: "TOOLS: {tools}"}})
+    client = await make_client(models={MODEL: {"tool_format": "hermes", "tool_instruction": "TOOLS: {tools}"}})
     prompt = await prompt_of(client, fake, tools=[WEATHER])
     assert f"questions.\n\nTOOLS: {SIGNATURE} USER: Hi ASSISTANT:" in prompt
     client = await make_client(tools={"instructions": {"json": "Functions: {tools}"}})
