@@ -1,6 +1,6 @@
 """Mistral's tool format (Mistral 7B v0.3, Mixtral 8x22B, Mistral Nemo and their tokenizer's
 v3 control tokens), for mistral templates: ``[AVAILABLE_TOOLS] [...][/AVAILABLE_TOOLS]``
-before the last ``[INST]``; calls ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}]``;
+before the ``[INST]`` of the user's last message; calls ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}]``;
 results ``[TOOL_RESULTS] {"content": ..., "call_id": ...} [/TOOL_RESULTS]`` in the user turn
 that follows. Call ids in the prompt are 9 letters and digits, as Mistral's tokenizer requires:
 each client id is mapped onto such an id (the same one wherever it appears).
@@ -20,6 +20,7 @@ from .jsonformat import calls_in
 
 CALLS = "[TOOL_CALLS]"
 _INST = "[INST]"
+_RESULTS = "[TOOL_RESULTS]"
 _ALPHABET = string.ascii_letters + string.digits
 _LAST_USER = "\ue001"  # marks the last user turn while the prompt is rendered
 
@@ -40,7 +41,7 @@ class Mistral(Marked):
                                     for id_, call in calls])
 
     def results_text(self, results: Sequence[Result]) -> str:
-        return "".join(f"[TOOL_RESULTS] {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
+        return "".join(f"{_RESULTS} {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
                        "[/TOOL_RESULTS]" for result in results)
 
     def split(self, text: str) -> Split:
@@ -51,7 +52,7 @@ class Mistral(Marked):
 
     def render(self, template: Template, messages: list[ChatMessage], functions: Sequence[Function],
                instruction: str, prefill: str) -> Prompt:
-        """The definitions go right before the ``[INST]`` of the last user turn."""
+        """The definitions go right before the ``[INST]`` of the user's last message."""
         if not functions:
             return super().render(template, messages, functions, instruction, prefill)
         marked = _mark_last_user(messages)
@@ -66,10 +67,13 @@ class Mistral(Marked):
 
 
 def _mark_last_user(messages: list[ChatMessage]) -> list[ChatMessage]:
-    """``messages`` with a mark before the text of the last user message (a string one)."""
+    """``messages`` with a mark before the text of the last user message (a string one), not
+    counting the turns of tool results (written as user turns here; Mistral's tokenizer puts
+    the tools before the last message of the user, never before results)."""
     for position in range(len(messages) - 1, -1, -1):
         content = messages[position].get("content")
-        if messages[position]["role"] == "user" and isinstance(content, str):
+        if (messages[position]["role"] == "user" and isinstance(content, str)
+                and not content.startswith(_RESULTS)):
             marked = {**messages[position], "content": _LAST_USER + content}
             return [*messages[:position], marked, *messages[position + 1:]]  # type: ignore[list-item]
     return messages

@@ -79,6 +79,13 @@ async def test_mistral_on_a_mistral_template(client, fake):
         "[/INST] It is 12 C.</s>[AVAILABLE_TOOLS] [" + SIGNATURE + "][/AVAILABLE_TOOLS][INST] And Bergen? [/INST]")
 
 
+async def test_mistral_puts_the_tools_before_the_users_last_message_not_before_results(client, fake):
+    fake.conv = fastchat_conv("mistral")
+    prompt = await prompt_of(client, fake, tools=[WEATHER], messages=HISTORY)
+    assert prompt.startswith(f"[AVAILABLE_TOOLS] [{SIGNATURE}][/AVAILABLE_TOOLS][INST] Weather in Oslo? [/INST]")
+    assert prompt.count("[AVAILABLE_TOOLS]") == 1 and prompt.endswith("[/TOOL_RESULTS] [/INST]")
+
+
 async def test_json_on_any_other_template(client, fake):
     prompt = await prompt_of(client, fake, tools=[WEATHER], messages=HISTORY)
     assert prompt == (
