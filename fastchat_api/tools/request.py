@@ -177,7 +177,8 @@ def history_schemas(text: dict[str, Any], max_items: int) -> list[dict[str, Any]
         {"type": "object", "required": ["role", "tool_call_id", "content"],
          "properties": {"role": {"enum": ["tool"]}, "tool_call_id": key, "content": content}},
         {"type": "object", "required": ["role", "name", "content"],
-         "properties": {"role": {"enum": ["function"]}, "name": key, "content": content}},
+         "properties": {"role": {"enum": ["function"]}, "name": key,
+                        "content": {"anyOf": [content, {"type": "null"}]}}},
         {"type": "object", "required": ["role", "tool_calls"], "properties": {
             "role": {"enum": ["assistant"]}, "content": {"anyOf": [text, {"type": "null"}]},
             "tool_calls": {"type": "array", "maxItems": max_items, "items": {

@@ -72,6 +72,8 @@ async def test_a_bad_tool_field_is_a_400_naming_it(client, fake, fields, param):
     {"function_call": "none"}, {"parallel_tool_calls": False}, {"tools": [WEATHER], "tool_choice": "none",
                                                                 "logprobs": True},
     {"tool_choice": "auto", "logprobs": True},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "function_call": {
+        "name": "get_weather", "arguments": "{}"}}, {"role": "function", "name": "get_weather", "content": None}]},
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
                   {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "12 C"}]}]},
 ])
