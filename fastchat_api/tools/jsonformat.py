@@ -77,8 +77,23 @@ def _calls_from(text: str, start: int) -> tuple[list[Call], int]:
 
 
 def _first_start(text: str, at: int = 0) -> int:
-    """Where a call may begin from ``at``: the first ``{``, ``[`` or backtick, else the end."""
-    return min((found for char in _STARTS if (found := text.find(char, at)) >= 0), default=len(text))
+    """Where a call may begin from ``at``: the first ``{``, ``[`` or code fence that may open
+    one, else the end. ``{`` must be followed by a quote (a key), ``[`` by ``{`` and a fence
+    by three backticks, or by the end of the text so far, so that braces, brackets and
+    inline code in prose (``a {set}``, ``[1]``, ```ls```) are not held back in a stream."""
+    while True:
+        found = min((found for char in _STARTS if (found := text.find(char, at)) >= 0), default=len(text))
+        if found == len(text) or _may_open(text, found):
+            return found
+        at = found + 1
+
+
+def _may_open(text: str, at: int) -> bool:
+    """Whether a call (or its fence) may begin at ``at`` (a ``{``, ``[`` or backtick)."""
+    if text[at] == "`":
+        return _FENCE.startswith(text[at : at + 3])
+    follows = text[at + 1 :].lstrip()[:1]
+    return not follows or follows == ('"' if text[at] == "{" else "{")
 
 
 def _next(text: str, at: int) -> int:

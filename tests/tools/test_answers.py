@@ -10,7 +10,8 @@ import json
 import openai
 import pytest
 
-from ..support import CHAT, LLAMA3_CONV, MODEL, fastchat_conv, read_events, scrape, streamed_text, value
+from ..support import (CHAT, LLAMA3_CONV, MODEL, fastchat_conv, read_events, scrape, streamed_text, text_of,
+                       value, with_text)
 from ..support.openai_spec import validate
 
 WEATHER = {"type": "function", "function": {
@@ -350,6 +351,12 @@ async def test_a_json_answer_that_is_not_a_call_is_content(client, fake):
     assert body["choices"][0]["message"]["content"] == "The set is {1, 2}."
     events = await read_events(await post(client, tools=[WEATHER], stream=True))
     assert streamed_text(events) == "The set is {1, 2}."
+
+
+async def test_braces_brackets_and_inline_code_in_prose_stream_as_they_come_in_the_json_format(client, fake):
+    fake.pieces = ["Use `ls` now", " or {x} [1].", " Then stop."]
+    events = await read_events(await post(client, tools=[WEATHER], stream=True))
+    assert [text_of(chunk) for chunk in with_text(events)] == fake.pieces
 
 
 async def test_a_call_nested_too_deeply_to_read_is_content_whole_and_streamed(client, hermes):

@@ -55,7 +55,7 @@ BERGEN = Call("get_weather", {"city": "Bergen"})
      [OSLO]),
     ("json", 'Run ```ls``` then {"name": "get_weather", "arguments": {"city": "Oslo"}}', "Run ```ls``` then", [OSLO]),
     ("json", '{"answer": {"name": "get_weather", "arguments": {"city": "Oslo"}}}', None, []),
-    ("json", "[" * 8 + '{"name": "get_weather", "arguments": {"city": "Oslo"}}', None, []),
+    ("json", '{"x": 1,} ' * 8 + '{"name": "get_weather", "arguments": {"city": "Oslo"}}', None, []),
     ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Oslo"}}; '
                     '{"name": "get_weather", "parameters": {"city": "Bergen"}}', "", [OSLO, BERGEN]),
     ("mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
@@ -76,6 +76,11 @@ def test_what_a_model_may_write_is_split_into_content_and_calls(name, text, cont
     ("mistral", "ok [TOOL_", "ok"),
     ("json", "The answer: {", "The answer:"),
     ("json", "Plain text", "Plain text"),
+    ("json", "A {set}, a [1], `ls` and [text](url) ok", "A {set}, a [1], `ls` and [text](url) ok"),
+    ("json", 'Sure: [ {"na', "Sure:"),
+    ("json", "Run:\n``", "Run:"),
+    ("json", "Run:\n```json\n", "Run:"),
+    ("json", "a [", "a"),
 ])
 def test_a_possible_start_of_a_call_is_held_back(name, text, held):
     assert text[: FORMATS[name].hold(text)] == held
