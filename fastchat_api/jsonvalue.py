@@ -107,9 +107,12 @@ class Parsed(NamedTuple):
 def parse(text: str) -> Parsed:
     """The JSON value ``text`` holds (surrounding whitespace allowed), or the parser's reason
     (``"Expecting ',' delimiter: line 1 column 9 (char 8)"``). NaN and the infinities, which
-    JSON does not have, are refused."""
+    JSON does not have, are refused, and so is a value nested deeper than the standard
+    library's parser can follow (its ``RecursionError``; a client's or a model's text alike)."""
     try:
         return Parsed(json.loads(text, parse_constant=_no_constant))
+    except RecursionError:
+        return Parsed(None, "the value is nested too deeply to read")
     except json.JSONDecodeError as exc:
         end = ValueEnd()
         end.finish(text)

@@ -466,7 +466,7 @@ _CONTENT = "Must be a string or a list of content parts."
 
 def _message(message: Any) -> tuple[protocol.ChatMessage, bool]:
     """One chat message: a role and a content that is a string, a list of parts, or null
-    (assistant messages only); numbers and booleans read as strings in FastChat's mode. With
+    (assistant and legacy function messages only, as OpenAI's types allow); numbers and booleans read as strings in FastChat's mode. With
     whether it is tool history (``tools.request.check_history``)."""
     if not isinstance(message, dict):
         raise ValidationError("Must be an object with 'role' and 'content'.")
@@ -483,7 +483,7 @@ def _message(message: Any) -> tuple[protocol.ChatMessage, bool]:
         history = tool_fields.check_history(message, role)
     content = message.get("content")
     if content is None:
-        if role != "assistant":
+        if role != "assistant" and role != "function":
             raise ValidationError({"content": [_CONTENT]})
     elif isinstance(content, list):
         _checked(_check_items, content, "content")

@@ -40,12 +40,16 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
 
     It must be a valid JSON Schema of its ``$schema`` draft (2020-12 when it names none), and
     every ``$ref`` must point into the schema itself (``#/$defs/...``): nothing is fetched.
+    A schema nested too deeply for ``jsonschema`` to check (about 100 levels; it recurses)
+    cannot be used either.
     """
     try:
         validators.validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:
         where = exc.json_path if exc.path else "its top level"
         return f"Not a valid JSON Schema at {where}: {exc.message}"
+    except RecursionError:
+        return "The schema is nested too deeply to be checked; flatten it (with $defs and $ref)."
     refs = list(_refs(schema))
     if refs:
         resolver = Registry().with_resource(

@@ -70,3 +70,8 @@ def test_any_json_value_is_found_whole_however_the_text_grows(value, tail, step)
 def test_parse_says_why_and_whether_the_text_was_only_cut_short(text, short):
     parsed = parse(text)
     assert parsed.error and parsed.cut_short is short
+
+
+def test_a_value_nested_past_the_parsers_depth_is_an_error_not_an_exception():
+    parsed = parse("[" * 5000 + "]" * 5000)
+    assert parsed.value is None and parsed.error == "the value is nested too deeply to read"

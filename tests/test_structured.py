@@ -17,7 +17,7 @@ from fastchat_api.config import DEFAULT_INSTRUCTION
 from fastchat_api.structured import opening
 
 from .support.openai_spec import validate
-from .support import CHAT, MODEL, read_events, scrape, streamed_text, until, value
+from .support import CHAT, MODEL, nested_schema, read_events, scrape, streamed_text, until, value
 
 JSON_OBJECT = {"type": "json_object"}
 PERSON = {
@@ -241,6 +241,8 @@ async def test_text_format_and_no_format_cost_nothing_more(client, fake):
     assert all("JSON" not in params["prompt"] for params in fake.sent("/worker_generate"))
 
 
+DEEP = nested_schema(300)  # past what jsonschema can check
+
 @pytest.mark.parametrize(("response_format", "param"), [
     ({"type": "xml"}, "response_format"),
     ({"type": "json_schema"}, "response_format.json_schema"),
@@ -251,6 +253,7 @@ async def test_text_format_and_no_format_cost_nothing_more(client, fake):
      "response_format.json_schema.schema"),
     ({"type": "json_schema", "json_schema": {"name": "p", "schema": {"$ref": "#/$defs/missing"}}},
      "response_format.json_schema.schema"),
+    ({"type": "json_schema", "json_schema": {"name": "p", "schema": DEEP}}, "response_format.json_schema.schema"),
     ({"type": "json_schema", "json_schema": {"name": "p", "schema": [], "strict": True}},
      "response_format.json_schema.schema"),
     ({"type": "json_schema", "json_schema": {"name": "p", "schema": {}, "strict": "yes"}},

@@ -10,6 +10,8 @@ prompt in the model's tool format and the calls read back (``tool_chat``).
 
 from __future__ import annotations
 
+import json
+from itertools import chain
 from typing import Any, Iterator
 
 from aiohttp import web
@@ -43,9 +45,24 @@ def _texts(messages: Messages) -> Iterator[str]:
             yield from (part["text"] for part in content if part["type"] == "text")
 
 
+def _tool_texts(req: ChatRequest) -> Iterator[str]:
+    """What tools add to the prompt: the functions' definitions, the past calls' arguments."""
+    if req.tools is None or isinstance(req.messages, str):  # tools need a list of messages
+        return
+    for function in req.tools.functions:
+        yield function.description
+        yield json.dumps(function.parameters)
+    for message in req.messages:
+        for call in message.get("tool_calls") or ():
+            yield call["function"]["arguments"]
+        if message.get("function_call"):
+            yield message["function_call"]["arguments"]
+
+
 def _estimate(req: ChatRequest) -> int:
-    """The tokens the chat is charged before it runs (``limits.estimate_tokens``)."""
-    return estimate_tokens(_texts(req.messages), (req.requested_tokens or 0) * req.n)
+    """The tokens the chat is charged before it runs (``limits.estimate_tokens``), tools
+    included."""
+    return estimate_tokens(chain(_texts(req.messages), _tool_texts(req)), (req.requested_tokens or 0) * req.n)
 
 
 async def chat_completion(request: web.Request, req: ChatRequest) -> web.StreamResponse:

@@ -78,8 +78,9 @@ async def stream_answer(request: web.Request, upstream: Upstream, req: ChatReque
         out.append(responses.chat_chunk(head, index, {}, responses.finish_reason(frame)))
         return b"".join(map(event, out))
 
-    roles = b"".join(event(responses.chat_chunk(head, index, {"role": "assistant", "content": ""}))
-                     for index in range(req.n))
+    # A forced answer is all calls: its content is null from the start, as in a whole answer.
+    first = {"role": "assistant", "content": None if guide.forced else ""}
+    roles = b"".join(event(responses.chat_chunk(head, index, first)) for index in range(req.n))
     streams = [_one(upstream, job, guide, request, req.model) for _ in range(req.n)]
     return await stream_choices(
         request, streams, head, chunk, lambda lasts: responses.usage(job.prompt_tokens, lasts),

@@ -61,12 +61,15 @@ def possible_start(text: str, marker: str) -> int:
 
 
 class Format:
-    """A tool format; subclasses set ``name``, ``instruction`` (with ``{tools}``) and the
-    writers, and may override ``render`` where definitions go elsewhere than the system turn."""
+    """A tool format; subclasses set ``name``, ``instruction`` (with ``{tools}``), ``lead`` and
+    ``arguments_key`` (which make the ``opening``) and the writers, and may override ``render``
+    where definitions go elsewhere than the system turn."""
 
     name = ""
     instruction = "{tools}"
     result_role = "user"  # the role of the turn that carries tool results
+    lead = ""  # what a call's JSON object follows: its marker
+    arguments_key = "arguments"  # the key of a call's arguments
 
     def definitions(self, functions: Sequence[Function]) -> str:
         """The functions as the instruction's ``{tools}``: one JSON object per line."""
@@ -81,9 +84,11 @@ class Format:
         raise NotImplementedError
 
     def opening(self, name: str | None) -> str:
-        """The start of a call, prefilled so that the model writes one: of any function, or of
-        the function ``name``."""
-        raise NotImplementedError
+        """The start of a call, prefilled so that the model writes one: of any function
+        (``{"name": "``), or of the function ``name``, up to its arguments."""
+        if name is None:
+            return f'{self.lead}{{"name": "'
+        return f'{self.lead}{{"name": {dumps(name)}, "{self.arguments_key}": '
 
     def hold(self, text: str) -> int:
         """How much of a growing ``text`` is surely content (no call begins in it)."""
@@ -109,3 +114,17 @@ class Format:
         turn, the history already in the format's shape (``tools.history``)."""
         return template.render(messages, instruction=instruction, prefill=prefill,
                                extra_roles=(self.result_role,))
+
+
+class Marked(Format):
+    """A format whose calls follow a marker of their own (``marker``): a call may begin only
+    where the marker does."""
+
+    marker = ""
+
+    def hold(self, text: str) -> int:
+        return len(text[: possible_start(text, self.marker)].rstrip())
+
+    def call_start(self, text: str) -> int | None:
+        found = text.find(self.marker)
+        return None if found < 0 else found + len(self.marker)

@@ -132,12 +132,12 @@ class ToolGuide:
     def render(self, template: Template, messages: Messages, other: Guide | None = None) -> Prompt:
         """The chat's prompt: the tools, the history and the opening in the format's shape;
         with no tools offered, the ``other`` guide's instruction and opening (a JSON
-        ``response_format`` beside tool history)."""
+        ``response_format`` beside tool history). ``messages`` is a list: a request with tools
+        or tool history and a ready prompt string is refused (``tools.request.tools_of``)."""
+        assert not isinstance(messages, str), "tools_of refuses tools beside a ready prompt string"
         instruction, prefill = self.instruction, self.opening
         if not self.offered and other is not None:
             instruction, prefill = other.instruction, other.opening
-        if isinstance(messages, str):  # FastChat's ready prompt: the client wrote it all
-            return Prompt(messages + prefill, [])
         return self.form.render(template, rewritten(messages, self.form), self.offered, instruction, prefill)
 
     def decide(self, text: str) -> Decision:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .base import Format, Result, Split, dumps, possible_start
+from .base import Marked, Result, Split, dumps
 from .calls import Call, as_call, read_value
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
 
-class Hermes(Format):
+class Hermes(Marked):
     name = "hermes"
+    marker, lead = OPEN, f"{OPEN}\n"
     instruction = (
         "You can call functions. Their signatures, one JSON object per line, are inside "
         "<tools></tools>:\n<tools>\n{tools}\n</tools>\n"
@@ -32,18 +33,6 @@ class Hermes(Format):
     def results_text(self, results: Sequence[Result]) -> str:
         return "\n".join(f"<tool_response>\n{result.content}\n</tool_response>" for result in results)
 
-    def opening(self, name: str | None) -> str:
-        if name is None:
-            return f'{OPEN}\n{{"name": "'
-        return f'{OPEN}\n{{"name": {dumps(name)}, "arguments": '
-
-    def hold(self, text: str) -> int:
-        return len(text[: possible_start(text, OPEN)].rstrip())
-
-    def call_start(self, text: str) -> int | None:
-        found = text.find(OPEN)
-        return None if found < 0 else found + len(OPEN)
-
     def after_call(self, text: str, end: int) -> tuple[str, int]:
         """Another ``<tool_call>`` may follow (after ``</tool_call>`` and whitespace)."""
         at = _past(text, end, CLOSE)
@@ -55,18 +44,19 @@ class Hermes(Format):
         return "stop", at
 
     def split(self, text: str) -> Split:
+        """Every ``<tool_call>`` block, text between them passed over (a model may say what it
+        calls next); none when any block is not a call (one cut short by ``max_tokens``)."""
         start = text.find(OPEN)
-        if start < 0:
-            return Split(text, [])
-        calls, at = [], start
-        while text.startswith(OPEN, at):
+        calls: list[Call] = []
+        at = start
+        while at >= 0:
             read = read_value(text, at + len(OPEN))
             call = None if read is None else as_call(read[0])
             if read is None or call is None:
                 return Split(text, [])
             calls.append(call)
-            at = _past(text, read[1], CLOSE)
-        return Split(text[:start].rstrip(), calls)
+            at = text.find(OPEN, read[1])
+        return Split(text[:start].rstrip(), calls) if calls else Split(text, [])
 
 
 def _past(text: str, at: int, tag: str) -> int:

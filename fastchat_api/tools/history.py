@@ -31,8 +31,6 @@ def rewritten(messages: list[ChatMessage], form: Format) -> list[ChatMessage]:
             out.append(message)
             continue
         names.update((id_, call.name) for id_, call in calls)
-        if "function_call" in message:
-            names[message["function_call"]["name"]] = calls[0][0]
         text = _text(message.get("content"))
         out.append({"role": "assistant", "content": f"{text}\n{form.calls_text(calls)}" if text
                     else form.calls_text(calls)})

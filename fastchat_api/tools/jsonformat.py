@@ -17,11 +17,11 @@ from .calls import Call, as_call, read_value
 
 _STARTS = "{[`"  # a call (or the fence around it) can only begin with one of these
 _FENCE = "```"
+_MAX_STARTS = 8  # places a call is looked for in one text (``JSONFormat.split``)
 
 
 class JSONFormat(Format):
     name = "json"
-    arguments_key = "arguments"
     instruction = (
         "You can call functions, described by these JSON objects (one per line):\n{tools}\n"
         "To call a function, answer with nothing but a JSON object "
@@ -37,11 +37,6 @@ class JSONFormat(Format):
         return "\n".join(dumps({"tool_call_id": result.call_id, "name": result.name,
                                 "content": result.content}) for result in results)
 
-    def opening(self, name: str | None) -> str:
-        if name is None:
-            return '{"name": "'
-        return f'{{"name": {dumps(name)}, "{self.arguments_key}": '
-
     def hold(self, text: str) -> int:
         return len(text[: _first_start(text)].rstrip())
 
@@ -50,22 +45,55 @@ class JSONFormat(Format):
         return None if found == len(text) else found
 
     def split(self, text: str) -> Split:
+        """The calls begin at the first place a call may begin whose JSON holds one: text
+        before them may hold brackets (``See [1]: {"name": ...}``). A JSON value that is no
+        call is passed over whole (an object inside it is not looked at), and at most
+        ``_MAX_STARTS`` places are tried, so that a text full of brackets costs little."""
         start = _first_start(text)
-        at = text.find("\n", start) + 1 if text.startswith(_FENCE, start) else start
-        calls: list[Call] = []
-        while True:
-            read = read_value(text, at)
-            found = None if read is None else calls_in(read[0])
-            if read is None or found is None:
+        for _ in range(_MAX_STARTS):
+            if start == len(text):
                 break
-            calls += found
-            at = _next(text, read[1])
-        return Split(text[:start].rstrip(), calls) if calls else Split(text, [])
+            calls, passed = _calls_from(text, start)
+            if calls:
+                return Split(text[:start].rstrip(), calls)
+            start = _first_start(text, passed)
+        return Split(text, [])
 
 
-def _first_start(text: str) -> int:
-    """Where a call may begin: the first ``{``, ``[`` or backtick, else the end."""
-    return min((found for char in _STARTS if (found := text.find(char)) >= 0), default=len(text))
+def _calls_from(text: str, start: int) -> tuple[list[Call], int]:
+    """The calls in a row at ``start`` (inside a code fence when one opens there), and where
+    the next place a call may begin is looked for when there are none."""
+    at = start
+    if text.startswith(_FENCE, start):  # the value begins on the fence's next line
+        at = text.find("\n", start) + 1 or len(text)
+    calls: list[Call] = []
+    while True:
+        read = read_value(text, at)
+        found = None if read is None else calls_in(read[0])
+        if read is None or found is None:
+            return calls, start + 1 if read is None else read[1]
+        calls += found
+        at = _next(text, read[1])
+
+
+def _first_start(text: str, at: int = 0) -> int:
+    """Where a call may begin from ``at``: the first ``{``, ``[`` or code fence that may open
+    one, else the end. ``{`` must be followed by a quote (a key), ``[`` by ``{`` and a fence
+    by three backticks, or by the end of the text so far, so that braces, brackets and
+    inline code in prose (``a {set}``, ``[1]``, ```ls```) are not held back in a stream."""
+    while True:
+        found = min((found for char in _STARTS if (found := text.find(char, at)) >= 0), default=len(text))
+        if found == len(text) or _may_open(text, found):
+            return found
+        at = found + 1
+
+
+def _may_open(text: str, at: int) -> bool:
+    """Whether a call (or its fence) may begin at ``at`` (a ``{``, ``[`` or backtick)."""
+    if text[at] == "`":
+        return _FENCE.startswith(text[at : at + 3])
+    follows = text[at + 1 :].lstrip()[:1]
+    return not follows or follows == ('"' if text[at] == "{" else "{")
 
 
 def _next(text: str, at: int) -> int:

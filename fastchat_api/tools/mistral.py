@@ -1,6 +1,6 @@
 """Mistral's tool format (Mistral 7B v0.3, Mixtral 8x22B, Mistral Nemo and their tokenizer's
 v3 control tokens), for mistral templates: ``[AVAILABLE_TOOLS] [...][/AVAILABLE_TOOLS]``
-before the last ``[INST]``; calls ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}]``;
+before the ``[INST]`` of the user's last message; calls ``[TOOL_CALLS] [{"name": ..., "arguments": {...}}]``;
 results ``[TOOL_RESULTS] {"content": ..., "call_id": ...} [/TOOL_RESULTS]`` in the user turn
 that follows. Call ids in the prompt are 9 letters and digits, as Mistral's tokenizer requires:
 each client id is mapped onto such an id (the same one wherever it appears).
@@ -14,12 +14,13 @@ from typing import Sequence
 
 from ..conversation import Prompt, Template
 from ..protocol import ChatMessage, Function
-from .base import Format, Result, Split, definition, dumps, possible_start
+from .base import Marked, Result, Split, definition, dumps
 from .calls import Call, read_value
 from .jsonformat import calls_in
 
 CALLS = "[TOOL_CALLS]"
 _INST = "[INST]"
+_RESULTS = "[TOOL_RESULTS]"
 _ALPHABET = string.ascii_letters + string.digits
 _LAST_USER = "\ue001"  # marks the last user turn while the prompt is rendered
 
@@ -30,8 +31,9 @@ def short_id(call_id: str) -> str:
     return "".join(_ALPHABET[byte % len(_ALPHABET)] for byte in digest[:9])
 
 
-class Mistral(Format):
+class Mistral(Marked):
     name = "mistral"
+    marker, lead = CALLS, f"{CALLS} ["
     instruction = ""  # the definitions have a block of their own; an override goes to the system turn
 
     def calls_text(self, calls: Sequence[tuple[str, Call]]) -> str:
@@ -39,20 +41,8 @@ class Mistral(Format):
                                     for id_, call in calls])
 
     def results_text(self, results: Sequence[Result]) -> str:
-        return "".join(f"[TOOL_RESULTS] {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
+        return "".join(f"{_RESULTS} {dumps({'content': result.content, 'call_id': short_id(result.call_id)})} "
                        "[/TOOL_RESULTS]" for result in results)
-
-    def opening(self, name: str | None) -> str:
-        if name is None:
-            return f'{CALLS} [{{"name": "'
-        return f'{CALLS} [{{"name": {dumps(name)}, "arguments": '
-
-    def hold(self, text: str) -> int:
-        return len(text[: possible_start(text, CALLS)].rstrip())
-
-    def call_start(self, text: str) -> int | None:
-        found = text.find(CALLS)
-        return None if found < 0 else found + len(CALLS)
 
     def split(self, text: str) -> Split:
         start = text.find(CALLS)
@@ -62,7 +52,7 @@ class Mistral(Format):
 
     def render(self, template: Template, messages: list[ChatMessage], functions: Sequence[Function],
                instruction: str, prefill: str) -> Prompt:
-        """The definitions go right before the ``[INST]`` of the last user turn."""
+        """The definitions go right before the ``[INST]`` of the user's last message."""
         if not functions:
             return super().render(template, messages, functions, instruction, prefill)
         marked = _mark_last_user(messages)
@@ -77,10 +67,13 @@ class Mistral(Format):
 
 
 def _mark_last_user(messages: list[ChatMessage]) -> list[ChatMessage]:
-    """``messages`` with a mark before the text of the last user message (a string one)."""
+    """``messages`` with a mark before the text of the last user message (a string one), not
+    counting the turns of tool results (written as user turns here; Mistral's tokenizer puts
+    the tools before the last message of the user, never before results)."""
     for position in range(len(messages) - 1, -1, -1):
         content = messages[position].get("content")
-        if messages[position]["role"] == "user" and isinstance(content, str):
+        if (messages[position]["role"] == "user" and isinstance(content, str)
+                and not content.startswith(_RESULTS)):
             marked = {**messages[position], "content": _LAST_USER + content}
             return [*messages[:position], marked, *messages[position + 1:]]  # type: ignore[list-item]
     return messages

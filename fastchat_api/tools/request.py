@@ -177,7 +177,8 @@ def history_schemas(text: dict[str, Any], max_items: int) -> list[dict[str, Any]
         {"type": "object", "required": ["role", "tool_call_id", "content"],
          "properties": {"role": {"enum": ["tool"]}, "tool_call_id": key, "content": content}},
         {"type": "object", "required": ["role", "name", "content"],
-         "properties": {"role": {"enum": ["function"]}, "name": key, "content": content}},
+         "properties": {"role": {"enum": ["function"]}, "name": key,
+                        "content": {"anyOf": [content, {"type": "null"}]}}},
         {"type": "object", "required": ["role", "tool_calls"], "properties": {
             "role": {"enum": ["assistant"]}, "content": {"anyOf": [text, {"type": "null"}]},
             "tool_calls": {"type": "array", "maxItems": max_items, "items": {
@@ -232,9 +233,10 @@ def tools_of(data: dict[str, Any]) -> Tools | None:
     default: tuple[Choice, str | None] = ("auto" if offered else "none", None)
     mode, name = (legacy_choice if legacy else choice) or default
     _check_choice(offered, mode, name, "function_call" if legacy else "tool_choice")
-    if mode == "none" and type(data.get("messages")) is not History:
+    idle = mode == "none" or not offered  # ``auto`` with nothing offered asks for no call either
+    if idle and type(data.get("messages")) is not History:
         return None
-    if mode != "none":
+    if not idle:
         _check_company(data)
     return Tools(offered, mode, name, parallel is not False and not legacy, legacy)
 

@@ -19,6 +19,8 @@ MESSAGES = [{"role": "user", "content": "Hello"}]
 VLLM_EXTRAS = {"min_p": 0.05, "ignore_eos": False, "skip_special_tokens": True,
                "spaces_between_special_tokens": True, "chat_template_kwargs": {"enable_thinking": False},
                "include_stop_str_in_output": False, "repetition_penalty": 1.1}
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 # (route, fields beyond model and a short generation, what ours names as ignored)
 CASES = [
     ("/v1/chat/completions", {"messages": MESSAGES, **VLLM_EXTRAS, "echo": False, "best_of": 1},
@@ -32,6 +34,14 @@ CASES = [
     ("/v1/completions", {"prompt": "Once", **VLLM_EXTRAS, "suffix": "end", "seed": 1, "user": "u"},
      "min_p, ignore_eos, skip_special_tokens, spaces_between_special_tokens, chat_template_kwargs, "
      "include_stop_str_in_output, suffix, seed"),
+    # tools, which FastChat ignores and ours offers the model (under auto, any answer is a 200)
+    ("/v1/chat/completions", {"messages": MESSAGES, "tools": [WEATHER], "tool_choice": "auto",
+                              "parallel_tool_calls": False}, None),
+    ("/v1/chat/completions", {"messages": MESSAGES, "functions": [WEATHER["function"]], "function_call": "auto"},
+     None),
+    ("/v1/chat/completions", {"messages": MESSAGES, "tools": [WEATHER], "tool_choice": "none", "logprobs": True},
+     None),
+    ("/v1/chat/completions", {"messages": MESSAGES, "tool_choice": "auto", "logprobs": True}, None),
     # pydantic 1's coercions, as FastChat reads them
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": 42}], "stream": "False",
                               "n": "1", "temperature": "0.5", "top_p": 1, "stop": [1]}, None),

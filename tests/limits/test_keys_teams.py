@@ -139,6 +139,22 @@ async def test_past_tpm_a_429_naming_the_tokens(make_client):
     assert int(refused.headers["Retry-After"]) >= 1
 
 
+async def test_tools_and_past_calls_are_charged_before_the_request_as_text(make_client):
+    client = await keyed(make_client, {"key": "sk-a", "tpm": 100}, clock=FakeClock())
+    assert (await chat(client, "sk-a", max_tokens=10)).status == 200  # settled to 14
+    tool = {"type": "function", "function": {"name": "f", "description": "d" * 800}}
+    refused = await chat(client, "sk-a", max_tokens=10, tools=[tool])
+    assert refused.status == 429, await refused.text()
+    assert "requested 211" in (await refused.json())["error"]["message"]  # 10 + ("Hi" + 800 d + "{}") / 4
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": json.dumps({"a": "d" * 800})}}
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    refused = await chat(client, "sk-a", max_tokens=10, messages=history)
+    assert "requested 213" in (await refused.json())["error"]["message"]  # 10 + ("Hi" + 809 characters) / 4
+    history[1] = {"role": "assistant", "content": None, "function_call": call["function"]}  # the legacy form
+    refused = await chat(client, "sk-a", max_tokens=10, messages=history)
+    assert "requested 213" in (await refused.json())["error"]["message"]
+
+
 async def test_a_request_that_failed_gives_its_tokens_back(make_client, fake):
     client = await keyed(make_client, {"key": "sk-a", "tpm": 100}, clock=FakeClock())
     fake.generate_status = 500

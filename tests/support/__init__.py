@@ -1,7 +1,7 @@
 """Helpers shared by the test modules, one module a concern, all importable from here: test
 modules import helpers from this package, never from one another.
 
-- :mod:`.bodies`: request bodies for the stand-in.
+- :mod:`.bodies`: request bodies for the stand-in, and a schema nested deep.
 - :mod:`.sse`: the one reader of server-sent events, and the text chunks carry.
 - :mod:`.generations`: generations that fail on cue, in place of the worker client's.
 - :mod:`.waiting`: a clock moved by hand, and the one wait for a condition (``until``).
@@ -14,7 +14,7 @@ modules import helpers from this package, never from one another.
 A package rather than one module: together they are some 600 lines of unrelated concerns.
 """
 
-from .bodies import CHAT, CHAT_BYTES, COMPLETION, EMBEDDING, MESSAGES, MODEL
+from .bodies import CHAT, CHAT_BYTES, COMPLETION, EMBEDDING, MESSAGES, MODEL, nested_schema
 from .generations import Generations
 from .metrics import delta, samples, scrape, value
 from .processes import (STANDIN_MODEL, exited, gateway_process, log_lines, matching, run_cli,
@@ -27,7 +27,7 @@ from .waiting import HANG_GUARD, FakeClock, until
 __all__ = [
     "CHAT", "CHAT_BYTES", "COMPLETION", "DONE_EVENT", "EMBEDDING", "HANG_GUARD", "MALFORMED",
     "LLAMA3_CONV", "MESSAGES", "MODEL", "STANDIN_MODEL", "FakeClock", "Generations", "RawAnswer", "connect", "delta", "exchange",
-    "exited", "fastchat_conv", "gateway_process", "log_lines", "matching", "read_events", "request", "run_cli", "samples",
+    "exited", "fastchat_conv", "nested_schema", "gateway_process", "log_lines", "matching", "read_events", "request", "run_cli", "samples",
     "scrape", "sse_events", "standin_requests", "start_gateway", "streamed_text", "text_of", "until", "value",
     "wait_for_line", "with_text",
 ]

@@ -10,7 +10,8 @@ import json
 import openai
 import pytest
 
-from ..support import CHAT, LLAMA3_CONV, MODEL, fastchat_conv, read_events, scrape, streamed_text, value
+from ..support import (CHAT, LLAMA3_CONV, MODEL, fastchat_conv, read_events, scrape, streamed_text, text_of,
+                       value, with_text)
 from ..support.openai_spec import validate
 
 WEATHER = {"type": "function", "function": {
@@ -212,6 +213,15 @@ async def test_a_required_stream_is_retried_before_it_starts(client, hermes):
     assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+async def test_a_required_stream_has_null_content_as_a_whole_answer_has(async_openai, hermes):
+    hermes.pieces = ['Oslo"}}\n</tool_call>']
+    async with async_openai.chat.completions.stream(model=MODEL, messages=QUESTION, tools=[WEATHER],
+                                                    tool_choice="required") as stream:
+        final = await stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.content is None and message.tool_calls[0].function.arguments == '{"city":"Oslo"}'
+
+
 async def test_a_required_stream_that_never_calls_is_a_502(client, hermes):
     hermes.pieces = ["nonsense"]
     resp = await post(client, tools=[WEATHER, TIME], tool_choice="required", stream=True)
@@ -250,6 +260,19 @@ async def test_a_round_trip_call_result_answer(async_openai, hermes):
     prompt = hermes.sent("/worker_generate_stream")[-1]["prompt"]
     assert prompt.endswith(f"<|im_start|>assistant\n{OSLO}<|im_end|>\n<|im_start|>user\n"
                            "<tool_response>\n12 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
+
+
+async def test_a_round_trip_with_the_message_as_model_dump_gives_it_back(async_openai, hermes):
+    hermes.pieces = [OSLO]
+    first = await async_openai.chat.completions.create(model=MODEL, messages=QUESTION, tools=[WEATHER])
+    message = first.choices[0].message.model_dump()  # "function_call": None beside "tool_calls"
+    assert message["function_call"] is None and message["tool_calls"]
+    hermes.pieces = ["It is 12 C in Oslo."]
+    result = {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "12 C"}
+    second = await async_openai.chat.completions.create(model=MODEL, messages=[*QUESTION, message, result],
+                                                        tools=[WEATHER])
+    assert second.choices[0].message.content == "It is 12 C in Oslo."
+    assert f"{OSLO}<|im_end|>" in hermes.sent("/worker_generate_stream")[-1]["prompt"]
 
 
 async def test_langchains_bind_tools_round_trip(client, hermes):
@@ -328,6 +351,22 @@ async def test_a_json_answer_that_is_not_a_call_is_content(client, fake):
     assert body["choices"][0]["message"]["content"] == "The set is {1, 2}."
     events = await read_events(await post(client, tools=[WEATHER], stream=True))
     assert streamed_text(events) == "The set is {1, 2}."
+
+
+async def test_braces_brackets_and_inline_code_in_prose_stream_as_they_come_in_the_json_format(client, fake):
+    fake.pieces = ["Use `ls` now", " or {x} [1].", " Then stop."]
+    events = await read_events(await post(client, tools=[WEATHER], stream=True))
+    assert [text_of(chunk) for chunk in with_text(events)] == fake.pieces
+
+
+async def test_a_call_nested_too_deeply_to_read_is_content_whole_and_streamed(client, hermes):
+    deep = '<tool_call>\n{"name": "get_weather", "arguments": {"city": ' + "[" * 5000 + "]" * 5000 + "}}\n</tool_call>"
+    hermes.pieces = [deep]
+    resp = await post(client, tools=[WEATHER])
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["choices"][0]["message"]["content"] == deep
+    events = await read_events(await post(client, tools=[WEATHER], stream=True))
+    assert streamed_text(events) == deep and events[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 async def test_a_model_whose_format_is_none_keeps_refusing_tools(make_client, fake):

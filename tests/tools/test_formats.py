@@ -37,6 +37,12 @@ BERGEN = Call("get_weather", {"city": "Bergen"})
     ("hermes", '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>\n<tool_call>\n'
                '{"name": "get_weather", "arguments": {"city": "Bergen"}}', "", [OSLO, BERGEN]),
     ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Os', None, []),
+    ("hermes", "No call here.", None, []),
+    ("hermes", 'On it.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\nAnd '
+               'Bergen:\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Bergen"}}\n</tool_call>', "On it.",
+     [OSLO, BERGEN]),
+    ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n<tool_call>\n{"na',
+     None, []),
     ("hermes", '<tool_call>\n{"arguments": {}}\n</tool_call>', None, []),
     ("hermes", '<tool_call>\n{"name": "f", "arguments": [1]}\n</tool_call>', None, []),
     ("json", '[{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
@@ -45,6 +51,11 @@ BERGEN = Call("get_weather", {"city": "Bergen"})
     ("json", '{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}', "",
      [OSLO]),
     ("json", "No JSON [at all].", None, []),
+    ("json", 'See [1] and {this}: {"name": "get_weather", "arguments": {"city": "Oslo"}}', "See [1] and {this}:",
+     [OSLO]),
+    ("json", 'Run ```ls``` then {"name": "get_weather", "arguments": {"city": "Oslo"}}', "Run ```ls``` then", [OSLO]),
+    ("json", '{"answer": {"name": "get_weather", "arguments": {"city": "Oslo"}}}', None, []),
+    ("json", '{"x": 1,} ' * 8 + '{"name": "get_weather", "arguments": {"city": "Oslo"}}', None, []),
     ("llama3_json", '{"name": "get_weather", "parameters": {"city": "Oslo"}}; '
                     '{"name": "get_weather", "parameters": {"city": "Bergen"}}', "", [OSLO, BERGEN]),
     ("mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Oslo"}}, '
@@ -65,6 +76,11 @@ def test_what_a_model_may_write_is_split_into_content_and_calls(name, text, cont
     ("mistral", "ok [TOOL_", "ok"),
     ("json", "The answer: {", "The answer:"),
     ("json", "Plain text", "Plain text"),
+    ("json", "A {set}, a [1], `ls` and [text](url) ok", "A {set}, a [1], `ls` and [text](url) ok"),
+    ("json", 'Sure: [ {"na', "Sure:"),
+    ("json", "Run:\n``", "Run:"),
+    ("json", "Run:\n```json\n", "Run:"),
+    ("json", "a [", "a"),
 ])
 def test_a_possible_start_of_a_call_is_held_back(name, text, held):
     assert text[: FORMATS[name].hold(text)] == held

@@ -79,6 +79,13 @@ async def test_mistral_on_a_mistral_template(client, fake):
         "[/INST] It is 12 C.</s>[AVAILABLE_TOOLS] [" + SIGNATURE + "][/AVAILABLE_TOOLS][INST] And Bergen? [/INST]")
 
 
+async def test_mistral_puts_the_tools_before_the_users_last_message_not_before_results(client, fake):
+    fake.conv = fastchat_conv("mistral")
+    prompt = await prompt_of(client, fake, tools=[WEATHER], messages=HISTORY)
+    assert prompt.startswith(f"[AVAILABLE_TOOLS] [{SIGNATURE}][/AVAILABLE_TOOLS][INST] Weather in Oslo? [/INST]")
+    assert prompt.count("[AVAILABLE_TOOLS]") == 1 and prompt.endswith("[/TOOL_RESULTS] [/INST]")
+
+
 async def test_json_on_any_other_template(client, fake):
     prompt = await prompt_of(client, fake, tools=[WEATHER], messages=HISTORY)
     assert prompt == (
@@ -131,3 +138,12 @@ async def test_a_models_format_and_instruction_come_from_the_config(make_client,
     assert f"questions.\n\nTOOLS: {SIGNATURE} USER: Hi ASSISTANT:" in prompt
     client = await make_client(tools={"instructions": {"json": "Functions: {tools}"}})
     assert f"\n\nFunctions: {SIGNATURE} USER: Hi" in await prompt_of(client, fake, tools=[WEATHER])
+
+
+async def test_a_past_call_whose_arguments_nest_too_deeply_to_read_is_written_as_sent(client, fake):
+    fake.conv = fastchat_conv("qwen-7b-chat")
+    arguments = "[" * 5000 + "]" * 5000  # a client's string: json.loads raises RecursionError on it
+    history = [HISTORY[0], {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]}]
+    prompt = await prompt_of(client, fake, messages=history, tools=[WEATHER])
+    assert json.dumps({"name": "get_weather", "arguments": arguments}) in prompt

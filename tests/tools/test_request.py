@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ..support import CHAT
+from ..support import CHAT, nested_schema
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+DEEP = nested_schema(300)  # past what jsonschema can check
+
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
 
 
@@ -44,6 +46,7 @@ def tool(**function) -> dict:
     ({"functions": [WEATHER["function"]], "tools": [WEATHER]}, "functions"),
     ({"tools": [WEATHER], "response_format": {"type": "json_object"}}, "response_format"),
     ({"tools": [WEATHER], "logprobs": True}, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": DEEP}}]}, "tools[0].function.parameters"),
     ({"tools": [WEATHER], "messages": "a ready prompt"}, "messages"),
     ({"messages": [{"role": "tool", "content": "12 C"}]}, "messages[0].tool_call_id"),
     ({"messages": [{"role": "tool", "tool_call_id": 5, "content": "12 C"}]}, "messages[0].tool_call_id"),
@@ -68,6 +71,9 @@ async def test_a_bad_tool_field_is_a_400_naming_it(client, fake, fields, param):
     {"tools": []}, {"tools": None}, {"tool_choice": "none"}, {"tool_choice": "auto"}, {"functions": []},
     {"function_call": "none"}, {"parallel_tool_calls": False}, {"tools": [WEATHER], "tool_choice": "none",
                                                                 "logprobs": True},
+    {"tool_choice": "auto", "logprobs": True},
+    {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "function_call": {
+        "name": "get_weather", "arguments": "{}"}}, {"role": "function", "name": "get_weather", "content": None}]},
     {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
                   {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "12 C"}]}]},
 ])
