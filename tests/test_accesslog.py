@@ -8,6 +8,8 @@ import os
 import shlex
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from fastchat_api import accesslog
 from fastchat_api.accesslog import logfmt
@@ -95,3 +97,40 @@ async def test_lines_are_info_records_of_the_access_logger_through_its_filters(s
     finally:
         accesslog.logger.filters.clear()
     assert len(lines()) == 2 and '"/health"' in lines()[-1]
+
+
+@pytest.fixture
+def sole_logger():
+    """A logger set up as ``setup_access_log`` sets up the access logger: its one batching
+    handler, no propagation (a logger of its own, out of reach of pytest's capture)."""
+    logger = logging.Logger("tests.access.sole", logging.INFO)
+    handler = accesslog.BatchingStderrHandler()
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger, handler
+
+
+def _log_one(logger):
+    request = make_mocked_request("GET", "/v1/models", headers={"User-Agent": "probe"})
+    accesslog.StructuredAccessLogger(logger, "json").log(request, web.Response(status=200), 0.002)
+
+
+def test_a_sole_handler_gets_the_line_without_a_log_record(sole_logger, monkeypatch):
+    """Nothing but the access logger's own handler would see the record: none is made."""
+    logger, handler = sole_logger
+    monkeypatch.setattr(logger, "makeRecord", lambda *args: pytest.fail("a LogRecord was made"))
+    monkeypatch.setattr(handler, "flush", lambda: None)  # keep the batch to read it
+    _log_one(logger)
+    assert len(handler._lines) == 1
+    line = json.loads(handler._lines[0])
+    assert line["path"] == "/v1/models" and line["status"] == 200 and line["user_agent"] == "probe"
+
+
+def test_a_filter_beside_the_sole_handler_still_gets_records(sole_logger, monkeypatch):
+    logger, handler = sole_logger
+    seen = []
+    logger.addFilter(lambda record: seen.append(record.getMessage()) or False)  # drops every line
+    monkeypatch.setattr(handler, "flush", lambda: None)
+    _log_one(logger)
+    assert len(seen) == 1 and '"/v1/models"' in seen[0]
+    assert handler._lines == []

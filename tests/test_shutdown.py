@@ -14,6 +14,7 @@ from aiohttp import web
 from devstack.processes import find_free_port
 from fastchat_api.app import create_app, runner_options
 from fastchat_api.config import build_config
+from fastchat_api.shutdown import Draining
 
 from .support import CHAT, read_events, streamed_text, until
 
@@ -98,3 +99,16 @@ async def test_no_new_connection_is_accepted_once_shutdown_starts(serve, fake):
                     await other.get(f"{url}/health")
             assert streamed_text(await read_events(resp)) == "Hello there, friend!"
         await stopping
+
+
+async def test_a_handler_is_forgotten_once_it_ends_even_by_failing(caplog):
+    """``Draining.track``: a handler that ended, by raising too, is no longer waited for or
+    cancelled by the shutdown."""
+    draining = Draining()
+    with pytest.raises(RuntimeError):
+        with draining.track():
+            raise RuntimeError
+    with draining.track():
+        pass
+    await draining.drain(0)
+    assert not [r for r in caplog.records if "Shutting down" in r.getMessage()]

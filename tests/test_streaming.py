@@ -191,6 +191,26 @@ async def test_first_frames_closes_the_other_streams_when_one_is_empty():
     assert sorted(ends.ended) == ["a", "b"]
 
 
+async def test_first_frames_of_one_stream_that_ends_empty_is_an_error():
+    """``n = 1``, read in place: a worker that closes without a frame is still a 502."""
+    with pytest.raises(errors.APIError, match="without sending a frame") as raised:
+        await first_frames([frames()])
+    assert raised.value.status == 502
+
+
+async def test_first_frames_of_one_stream_closes_it_when_cancelled():
+    """The client leaves while the one worker has not sent its first frame: the stream (and
+    so the worker's request) is closed."""
+    ends = Ends()
+    task = asyncio.ensure_future(first_frames([ends.waiting("only")]))
+    await asyncio.sleep(0)
+    task.cancel()
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert ends.ended == ["only"]
+
+
 async def test_first_frames_hands_back_whole_streams():
     firsts, ready = await first_frames([frames(frame("a"), frame("ab", "stop")), frames(frame("c", "stop"))])
     assert [f["text"] for f in firsts] == ["a", "c"]

@@ -29,16 +29,19 @@ def slash_form(path: str) -> bool:
 
 
 def _served_as(table: web.RouteTableDef) -> list[web.RouteDef]:
-    """Each route of ``table`` as it is served: its trailing-slash form first, then itself,
-    both with ``bodies.defer_continue`` as the ``Expect`` handler (the tables hold only
-    ``RouteDef``s)."""
+    """Each route of ``table`` as it is served, with ``bodies.defer_continue`` as the
+    ``Expect`` handler (the tables hold only ``RouteDef``s): a path with a variable after its
+    trailing-slash form, which a greedy ``{model:.+}`` would otherwise take; a fixed path
+    before it, so that its requests (all of the API's but one) are matched by the first
+    resource aiohttp's router tries (both forms share one entry of its index), not the second."""
     served = []
     for route in table:
         assert isinstance(route, web.RouteDef)
         kwargs = {"expect_handler": defer_continue, **route.kwargs}
+        forms = [route.path]
         if not slash_form(route.path):
-            served.append(web.RouteDef(route.method, route.path + "/", route.handler, kwargs))
-        served.append(web.RouteDef(route.method, route.path, route.handler, kwargs))
+            forms.insert(0 if "{" in route.path else 1, route.path + "/")
+        served += [web.RouteDef(route.method, path, route.handler, kwargs) for path in forms]
     return served
 
 
@@ -78,8 +81,7 @@ def setup_routes(app: web.Application, cors: CorsConfig) -> None:
     behind the same middlewares (API keys included). FastChat's server (FastAPI) redirects
     those paths with a 307; serving them is the same to clients that follow the redirect and
     also suits those that do not (httpx and curl by default) and browsers, which never follow a
-    redirected CORS preflight. The slash forms are registered first, so that a greedy
-    ``{model:.+}`` leaves the slash to them.
+    redirected CORS preflight. The order of the two forms is :func:`_served_as`'s.
     """
     for table in ROUTE_TABLES:
         app.add_routes(_served_as(table))

@@ -42,6 +42,15 @@ async def test_every_route_has_its_slash_form(keyed):
         re.sub("fake-model", "{model_name}", path) for path in POSTS}
 
 
+async def test_a_fixed_path_is_registered_before_its_slash_form(keyed):
+    """A request to a fixed path is matched by the first resource the router tries for it."""
+    order = [resource.canonical for resource in keyed.app.router.resources()]
+    fixed = [path for path in order if "{" not in path and not slash_form(path)]
+    assert "/v1/chat/completions" in fixed
+    for path in fixed:
+        assert order.index(path) < order.index(path + "/"), path
+
+
 @pytest.mark.parametrize("path", POSTS)
 async def test_post_routes_answer_the_same_with_a_slash(keyed, fake, path):
     plain = await keyed.post(path, json=POSTS[path], headers=KEY)
