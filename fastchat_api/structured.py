@@ -16,9 +16,11 @@ with ``strict: true`` it never is.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Iterator
 
+import orjson
 from jsonschema import Draft202012Validator, SchemaError, validators
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
@@ -35,6 +37,9 @@ from .protocol import ResponseFormat
 _ANY_OBJECT = {"type": "object"}  # what json_object asks for
 
 
+KEPT_SCHEMA_BYTES = 64 * 1024  # a larger schema is checked every time, its verdict not kept
+
+
 def schema_problem(schema: dict[str, Any]) -> str | None:
     """Why ``schema`` cannot be used, in a sentence for a 400; None when it can.
 
@@ -42,7 +47,27 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
     every ``$ref`` must point into the schema itself (``#/$defs/...``): nothing is fetched.
     A schema nested too deeply for ``jsonschema`` to check (about 100 levels; it recurses)
     cannot be used either.
+
+    Checking costs about 0.6 ms (``check_schema`` validates against the draft's metaschema)
+    and clients send the same tools and schemas with every request, so the verdicts on the
+    last 512 schemas of up to ``KEPT_SCHEMA_BYTES`` of JSON are kept, by their JSON as sent
+    (key order kept: the first error found depends on it).
     """
+    try:
+        text = orjson.dumps(schema)
+    except orjson.JSONEncodeError:  # past orjson's 255 levels or 64-bit integers
+        return _problem(schema)
+    if len(text) > KEPT_SCHEMA_BYTES:
+        return _problem(schema)
+    return _kept_problem(text)
+
+
+@functools.lru_cache(maxsize=512)
+def _kept_problem(text: bytes) -> str | None:
+    return _problem(orjson.loads(text))
+
+
+def _problem(schema: dict[str, Any]) -> str | None:
     try:
         validators.validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from devstack.standin import Answer
 from fastchat_api.config import DEFAULT_INSTRUCTION
+from fastchat_api import structured
 from fastchat_api.structured import opening
 
 from .support.openai_spec import validate
@@ -347,3 +348,29 @@ async def test_langchains_with_structured_output(client, fake, method):
     (params,) = fake.sent("/worker_generate_stream")
     opening = '{"name": "' if method == "json_schema" else "{"
     assert params["prompt"].endswith(f"ASSISTANT: {opening}")
+
+
+@pytest.mark.parametrize("schema", [
+    PERSON,
+    {"type": "objekt"},
+    {"type": "object", "minProperties": -1, "properties": {"a": {"type": 3}}},
+    {"$ref": "https://example.com/s.json"},
+    {"$defs": {"a": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/a"}}},
+    nested_schema(150),
+    {"enum": [2 ** 70]},
+])
+def test_a_kept_verdict_on_a_schema_is_the_verdict_of_checking_it(schema):
+    assert structured.schema_problem(schema) == structured.schema_problem(schema) == structured._problem(schema)
+
+
+def test_a_schema_sent_again_is_not_checked_again(monkeypatch):
+    """Checking costs about 0.6 ms and clients send the same schemas with every request."""
+    checked = []
+    monkeypatch.setattr(structured, "_problem", lambda schema: checked.append(schema))
+    schema = {"type": "object", "properties": {"kept": {"type": "string"}}}
+    for _ in range(3):
+        assert structured.schema_problem(dict(schema)) is None
+    assert checked == [schema]
+    big = {"type": "object", "description": "x" * structured.KEPT_SCHEMA_BYTES}
+    structured.schema_problem(big), structured.schema_problem(big)
+    assert checked == [schema, big, big]  # too large to keep: checked each time
