@@ -257,7 +257,7 @@ async def test_a_round_trip_call_result_answer(async_openai, hermes):
                 {"role": "tool", "tool_call_id": call.id, "content": "12 C"}]
     second = await async_openai.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
     assert second.choices[0].message.content == "It is 12 C in Oslo."
-    prompt = hermes.sent("/worker_generate_stream")[-1]["prompt"]
+    prompt = hermes.sent("/worker_generate")[-1]["prompt"]
     assert prompt.endswith(f"<|im_start|>assistant\n{OSLO}<|im_end|>\n<|im_start|>user\n"
                            "<tool_response>\n12 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
 
@@ -272,7 +272,7 @@ async def test_a_round_trip_with_the_message_as_model_dump_gives_it_back(async_o
     second = await async_openai.chat.completions.create(model=MODEL, messages=[*QUESTION, message, result],
                                                         tools=[WEATHER])
     assert second.choices[0].message.content == "It is 12 C in Oslo."
-    assert f"{OSLO}<|im_end|>" in hermes.sent("/worker_generate_stream")[-1]["prompt"]
+    assert f"{OSLO}<|im_end|>" in hermes.sent("/worker_generate")[-1]["prompt"]
 
 
 async def test_langchains_bind_tools_round_trip(client, hermes):
@@ -296,7 +296,7 @@ async def test_langchains_bind_tools_round_trip(client, hermes):
     result = ToolMessage(get_weather.invoke(reply.tool_calls[0]["args"]), tool_call_id=reply.tool_calls[0]["id"])
     final = await llm.ainvoke([question, reply, result])
     assert final.content == "12 C in Oslo."
-    assert "<tool_response>\n12 C\n</tool_response>" in hermes.sent("/worker_generate_stream")[-1]["prompt"]
+    assert "<tool_response>\n12 C\n</tool_response>" in hermes.sent("/worker_generate")[-1]["prompt"]
 
 
 async def test_the_legacy_functions_answer_with_function_call(client, hermes):
