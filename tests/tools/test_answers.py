@@ -9,6 +9,7 @@ import json
 
 import openai
 import pytest
+from pydantic import BaseModel
 
 from ..support import (CHAT, LLAMA3_CONV, MODEL, fastchat_conv, read_events, scrape, streamed_text, text_of,
                        value, with_text)
@@ -435,3 +436,19 @@ async def test_both_chat_routes_in_both_modes_answer_calls(make_client, hermes, 
         assert resp.status == 200, await resp.text()
         assert "X-Ignored-Params" not in resp.headers
         assert calls_of(await resp.json()) == [("get_weather", {"city": "Oslo"})]
+
+
+async def test_the_official_clients_parse_reads_a_pydantic_tools_arguments(async_openai, hermes):
+    """``.parse()`` with ``openai.pydantic_function_tool`` (strict, as the client requires)
+    gives the arguments back as the model's instance."""
+
+    class GetWeather(BaseModel):
+        city: str
+
+    hermes.pieces = ['<tool_call>\n{"name": "GetWeather", "arguments": {"city": "Oslo"}}\n</tool_call>']
+    parsed = await async_openai.chat.completions.parse(
+        model=MODEL, messages=QUESTION, tools=[openai.pydantic_function_tool(GetWeather)])
+    calls = parsed.choices[0].message.tool_calls
+    assert calls and len(calls) == 1
+    assert calls[0].function.parsed_arguments == GetWeather(city="Oslo")
+    assert parsed.choices[0].finish_reason == "tool_calls"
